@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Sculpt",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sculpt-kernel", targets: ["sculpt-kernel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries: the mission's libzmq and OpenSSL.
+        // libzmq.pc drags in krb5 include flags SwiftPM refuses; zmq.h is on the default path anyway.
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Kernel side: knows nothing of compression.
+        .target(name: "JupyterProtocol", dependencies: ["COpenSSL"]),
+        .target(name: "JupyterKernel", dependencies: [
+            "JupyterProtocol", "CZeroMQ",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Engine side: knows nothing of Jupyter.
+        .target(name: "Workbench"),
+
+        // Presentation and the command language.
+        .target(name: "Display"),
+        .target(name: "Commands", dependencies: ["Display", "Workbench"]),
+
+        // Composition root: the only place where Commands meets JupyterKernel.
+        .executableTarget(name: "sculpt-kernel", dependencies: [
+            "JupyterKernel", "Commands",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "JupyterProtocolTests", dependencies: ["JupyterProtocol"]),
+        .testTarget(name: "JupyterKernelTests", dependencies: ["JupyterKernel", "JupyterProtocol", "CZeroMQ"]),
+        .testTarget(name: "DisplayTests", dependencies: ["Display"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench"]),
+    ],
+    // Swift 5 mode: the kernel shares lock-guarded state across its threads by design
+    // (sockets on the main thread, execution on a worker), which strict checking cannot see.
+    swiftLanguageModes: [.v5]
+)
