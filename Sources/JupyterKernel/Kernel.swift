@@ -29,9 +29,10 @@ public final class Kernel {
     private var latestArrival = 0
 
     public init(transport: KernelTransport, key: String, interpreter: Interpreter,
+                maximumMessageBytes: Int = WireCodec.defaultMaximumBytes,
                 logger: Logger = Logger(label: "sculpt.kernel")) {
         self.transport = transport
-        self.codec = WireCodec(signer: MessageSigner(key: key))
+        self.codec = WireCodec(signer: MessageSigner(key: key), maximumBytes: maximumMessageBytes)
         self.interpreter = interpreter
         self.logger = logger
         // One session id per process; a restart is a new process with a new id.

@@ -33,8 +33,10 @@ public struct WireCodec: Sendable {
     public static let delimiter = Data("<IDS|MSG>".utf8)
     public let signer: MessageSigner
     public let maximumBytes: Int
+    /// Larger messages are dropped unread: no Sculpt command takes more than a few kilobytes.
+    public static let defaultMaximumBytes = 64 << 20
 
-    public init(signer: MessageSigner, maximumBytes: Int = 256 << 20) {
+    public init(signer: MessageSigner, maximumBytes: Int = WireCodec.defaultMaximumBytes) {
         self.signer = signer
         self.maximumBytes = maximumBytes
     }

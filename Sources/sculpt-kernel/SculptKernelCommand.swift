@@ -18,6 +18,9 @@ struct SculptKernelCommand: ParsableCommand {
     @Option(name: .customLong("connection-file"), help: "The connection file a Jupyter client wrote.")
     var connectionFile: String?
 
+    @Option(name: .customLong("max-message-bytes"), help: "Drop incoming messages larger than this (bytes).")
+    var maxMessageBytes = WireCodec.defaultMaximumBytes
+
     func run() throws {
         guard let connectionFile else {
             throw ValidationError("missing --connection-file (or use `install` or `repl`; see --help)")
@@ -40,7 +43,8 @@ struct SculptKernelCommand: ParsableCommand {
             FileHandle.standardError.write(Data("sculpt-kernel: cannot bind the kernel's sockets: \(error)\n".utf8))
             throw ExitCode(3)
         }
-        let kernel = Kernel(transport: transport, key: connection.key, interpreter: SculptInterpreter(), logger: logger)
+        let kernel = Kernel(transport: transport, key: connection.key, interpreter: SculptInterpreter(),
+                            maximumMessageBytes: maxMessageBytes, logger: logger)
 
         // SIGINT never kills the kernel: it interrupts the running command, like interrupt_request.
         signal(SIGINT, SIG_IGN)
