@@ -6,6 +6,8 @@ public final class InMemoryTransport: KernelTransport {
     private let condition = NSCondition()
     private var incoming = [TransportEvent]()
     private var outgoing = [Channel: [[Data]]]()
+    /// Every message the kernel sent, in send order across channels.
+    public private(set) var sendLog = [(channel: Channel, frames: [Data])]()
     private var woken = false
     public private(set) var isClosed = false
 
@@ -49,6 +51,13 @@ public final class InMemoryTransport: KernelTransport {
         return true
     }
 
+    /// A snapshot of everything sent so far.
+    public func sentSoFar() -> [(channel: Channel, frames: [Data])] {
+        condition.lock()
+        defer { condition.unlock() }
+        return sendLog
+    }
+
     public func poll(timeout: TimeInterval?) throws -> [TransportEvent] {
         condition.lock()
         defer { condition.unlock() }
@@ -65,6 +74,7 @@ public final class InMemoryTransport: KernelTransport {
     public func send(_ frames: [Data], on channel: Channel) throws {
         condition.lock()
         outgoing[channel, default: []].append(frames)
+        sendLog.append((channel, frames))
         condition.broadcast()
         condition.unlock()
     }

@@ -5,7 +5,7 @@ import JupyterProtocol
 import Glibc
 #endif
 
-/// The real transport: ROUTER shell/control/stdin, XPUB iopub, and a REP heartbeat echoed on
+/// The real transport: ROUTER shell/control/stdin, XPUB iopub, and a ROUTER heartbeat echoed on
 /// its own thread. All sockets but the heartbeat belong to the thread that calls `poll`.
 public final class ZeroMQTransport: KernelTransport {
     private let context: UnsafeMutableRawPointer
@@ -21,7 +21,7 @@ public final class ZeroMQTransport: KernelTransport {
         control = try ZeroMQSocket(context: context, type: ZMQ_ROUTER)
         stdin = try ZeroMQSocket(context: context, type: ZMQ_ROUTER)
         iopub = try ZeroMQSocket(context: context, type: ZMQ_XPUB)
-        heartbeat = try ZeroMQSocket(context: context, type: ZMQ_REP)
+        heartbeat = try ZeroMQSocket(context: context, type: ZMQ_ROUTER)
 
         // A client that reconnects with the same identity takes over its route (ipykernel#270).
         for router in [shell, control, stdin] {
@@ -52,7 +52,8 @@ public final class ZeroMQTransport: KernelTransport {
         let socket = UInt(bitPattern: heartbeat.handle)
         let thread = Thread {
             let socket = UnsafeMutableRawPointer(bitPattern: socket)
-            // REP socket proxied onto itself: every request, garbage included, is echoed as is.
+            // A ROUTER proxied onto itself, as ipykernel does: each message goes back, routing
+            // identity first, to the peer that sent it; garbage included, byte for byte.
             // Returns when the context terminates.
             zmq_proxy(socket, socket, nil)
             zmq_close(socket)
