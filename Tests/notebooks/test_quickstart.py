@@ -1,0 +1,62 @@
+"""The quickstart notebook, executed headless the way the main command runs it, with its outputs checked."""
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from run_notebook import execute  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nb") / "quickstart.ipynb"
+    notebook, _ = execute(REPO / "notebooks/quickstart.ipynb", out, kernel="sculpt", timeout=120)
+    return {cell.source: cell for cell in notebook.cells if cell.cell_type == "code"}
+
+
+def outputs(cells, source, kind=None):
+    return [o for o in cells[source].outputs if kind is None or o.output_type == kind]
+
+
+def test_help_lists_every_command_as_markdown(cells):
+    [result] = outputs(cells, "help", "execute_result")
+    markdown = result.data["text/markdown"]
+    for verb in ["help", "echo", "seed", "status", "clear", "sleep", "reset"]:
+        assert f"| {verb}" in markdown, verb
+    assert "text/plain" in result.data
+
+
+def test_help_page(cells):
+    [result] = outputs(cells, "help echo", "execute_result")
+    assert result.data["text/plain"].startswith("echo [TEXT…] [to=stdout|stderr]")
+
+
+def test_echo_to_both_streams(cells):
+    streams = {o.name: o.text for o in outputs(cells, 'echo hello, world\necho "this goes to stderr" to=stderr', "stream")}
+    assert streams == {"stdout": "hello, world\n", "stderr": "this goes to stderr\n"}
+
+
+def test_status_shows_the_seed_as_a_table(cells):
+    # The first line's result is shown as it runs; the last line's is the cell's result.
+    [shown] = outputs(cells, "seed 42\nstatus", "display_data")
+    assert shown.data["text/plain"] == "seed = 42"
+    [table] = outputs(cells, "seed 42\nstatus", "execute_result")
+    assert "<table" in table.data["text/html"] and ">42<" in table.data["text/html"]
+
+
+def test_errors_name_line_word_and_suggestion(cells):
+    [error] = outputs(cells, "seed 7\nstauts", "error")
+    assert error.ename == "UnknownCommand"
+    assert error.evalue == "line 2: unknown command `stauts`; did you mean `status`?"
+    [error] = outputs(cells, "echo hi to=stdrr", "error")
+    assert "did you mean `to=stderr`?" in error.evalue
+    # The line before the error ran; the session is intact.
+    [seed] = outputs(cells, "seed", "execute_result")
+    assert seed.data["text/plain"] == "seed = 7"
+
+
+def test_clear_output_waits_for_the_next_output(cells):
+    streams = outputs(cells, "echo this line is cleared\nclear wait=yes\necho only this line remains", "stream")
+    assert [o.text for o in streams] == ["only this line remains\n"]
