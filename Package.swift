@@ -16,6 +16,7 @@ let package = Package(
         // libzmq.pc drags in krb5 include flags SwiftPM refuses; zmq.h is on the default path anyway.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Kernel side: knows nothing of compression.
         .target(name: "JupyterProtocol", dependencies: ["COpenSSL"]),
@@ -25,6 +26,7 @@ let package = Package(
         ]),
 
         // Engine side: knows nothing of Jupyter.
+        .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "Workbench"),
 
         // Presentation and the command language.
@@ -41,6 +43,7 @@ let package = Package(
         .testTarget(name: "JupyterProtocolTests", dependencies: ["JupyterProtocol"]),
         .testTarget(name: "JupyterKernelTests", dependencies: ["JupyterKernel", "JupyterProtocol", "CZeroMQ"]),
         .testTarget(name: "DisplayTests", dependencies: ["Display"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench"]),
     ],
     // Swift 5 mode: the kernel shares lock-guarded state across its threads by design

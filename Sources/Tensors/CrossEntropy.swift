@@ -1,0 +1,52 @@
+import Foundation
+
+// Next-token cross-entropy over logits.
+//
+// Shapes:
+//   logits, dLogits  (rows, vocab)
+//   targets          (rows)   a target < 0 masks the row out (no loss, no gradient)
+//   losses           (rows)
+//
+// loss_i = logsumexp(z_i) − z_i[t_i]
+// dz_i += scale · (softmax(z_i) − onehot(t_i))     (scale = 1 / number of counted rows, typically)
+
+/// Writes per-row losses (0 for masked rows) and returns the number of counted rows.
+@discardableResult
+public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                                rows: Int, vocab: Int) -> Int {
+    let counted = (0..<rows).reduce(0) { $0 + (targets[$1] >= 0 ? 1 : 0) }
+    parallelChunks(rows, minimumChunk: 8) { range in
+        for i in range {
+            let t = Int(targets[i])
+            guard t >= 0 else { losses[i] = 0; continue }
+            precondition(t < vocab, "target \(t) outside the vocabulary of \(vocab)")
+            losses[i] = logSumExp(logits + i * vocab, vocab) - logits[i * vocab + t]
+        }
+    }
+    return counted
+}
+
+public func crossEntropyBackward(dLogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                                 rows: Int, vocab: Int, scale: Float) {
+    parallelChunks(rows, minimumChunk: 8) { range in
+        for i in range {
+            let t = Int(targets[i])
+            guard t >= 0 else { continue }
+            let z = logits + i * vocab
+            let dz = dLogits + i * vocab
+            let lse = logSumExp(z, vocab)
+            for j in 0..<vocab { dz[j] += scale * expf(z[j] - lse) }
+            dz[t] -= scale
+        }
+    }
+}
+
+/// log Σ exp(x), stable.
+@inline(__always)
+public func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+    var maximum = -Float.infinity
+    for j in 0..<count { maximum = max(maximum, x[j]) }
+    var sum: Float = 0
+    for j in 0..<count { sum += expf(x[j] - maximum) }
+    return maximum + logf(sum)
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+// The gated MLP activation of LLaMA: out = silu(gate) ⊙ up.
+//
+// Shapes: gate, up, out, dGate, dUp, dOut  (count) — any layout, element-wise.
+//
+// silu(g) = g · σ(g),   σ(g) = 1 / (1 + e^(−g))
+// d silu/dg = σ(g) · (1 + g · (1 − σ(g)))
+// dGate += dOut ⊙ up ⊙ silu′(gate),   dUp += dOut ⊙ silu(gate)
+
+public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    parallelChunks(count, minimumChunk: 16_384) { range in
+        for i in range {
+            let g = gate[i]
+            out[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+}
+
+public func swigluBackward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                           gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    parallelChunks(count, minimumChunk: 16_384) { range in
+        for i in range {
+            let g = gate[i]
+            let sigma = 1 / (1 + expf(-g))
+            let silu = g * sigma
+            dGate[i] += dOut[i] * up[i] * sigma * (1 + g * (1 - sigma))
+            dUp[i] += dOut[i] * silu
+        }
+    }
+}
