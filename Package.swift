@@ -27,6 +27,7 @@ let package = Package(
 
         // Engine side: knows nothing of Jupyter.
         .target(name: "Tensors", dependencies: ["CBLAS"]),
+        .target(name: "Transformer", dependencies: ["Tensors"]),
         .target(name: "Workbench"),
 
         // Presentation and the command language.
@@ -44,6 +45,7 @@ let package = Package(
         .testTarget(name: "JupyterKernelTests", dependencies: ["JupyterKernel", "JupyterProtocol", "CZeroMQ"]),
         .testTarget(name: "DisplayTests", dependencies: ["Display"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Tensors"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench"]),
     ],
     // Swift 5 mode: the kernel shares lock-guarded state across its threads by design

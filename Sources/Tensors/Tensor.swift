@@ -53,3 +53,13 @@ public final class Tensor: @unchecked Sendable {
     /// Bytes of storage, for memory reports.
     public var byteCount: Int { count * MemoryLayout<Float>.stride }
 }
+
+extension Tensor {
+    /// A copy with another shape of the same element count.
+    public func reshaped(_ shape: [Int]) -> Tensor {
+        precondition(shape.reduce(1, *) == count, "cannot reshape \(self.shape) to \(shape)")
+        let out = Tensor(zeros: shape)
+        out.data.update(from: data, count: count)
+        return out
+    }
+}

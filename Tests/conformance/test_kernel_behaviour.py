@@ -395,6 +395,28 @@ def test_heartbeat_echoes_garbage_byte_identical(shared_kernel):
     k.assert_answers()
 
 
+@pytest.mark.parametrize("topic", [b"", b"kernel."], ids=["all-topics", "kernel-prefix"])
+def test_iopub_welcome_names_the_subscription(shared_kernel, topic):
+    """JEP 65: a new iopub subscriber gets an iopub_welcome whose content.subscription is the
+    topic it subscribed with (ipykernel 7.4 also uses that topic as the routing frame)."""
+    k = shared_kernel
+    session = k.raw_session()
+    sub = k.raw_socket("iopub", zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+    deadline = time.monotonic() + TIMEOUT
+    welcome = None
+    while welcome is None and time.monotonic() < deadline:
+        if not sub.poll(int(max(0.01, deadline - time.monotonic()) * 1000)):
+            break
+        msg = recv_raw(sub, session)
+        if msg["msg_type"] == "iopub_welcome":
+            welcome = msg
+    assert welcome is not None, "no iopub_welcome"
+    assert welcome["parent_header"] == {}
+    assert welcome["content"]["subscription"] == topic.decode()
+    k.assert_answers()
+
+
 # ---------------------------------------------------------------------------------------------
 # Connection files
 # ---------------------------------------------------------------------------------------------

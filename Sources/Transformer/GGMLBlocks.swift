@@ -1,0 +1,126 @@
+import Foundation
+
+// ggml's block formats: 32 consecutive weights along the contiguous axis per block.
+//
+//   Q8_0  (34 B): f16 d, i8 q[32]            x = q · d
+//   Q4_0  (18 B): f16 d, u8 qs[16]           x_j = ((nibble_j) − 8) · d
+//   Q4_1  (20 B): f16 d, f16 m, u8 qs[16]    x_j = nibble_j · d + m
+// Nibbles: element j < 16 is the low nibble of qs[j], element j ≥ 16 the high nibble of qs[j − 16].
+
+enum GGMLBlocks {
+    static let blockSize = 32
+
+    @inline(__always) static func half(_ p: UnsafeRawPointer) -> Float {
+        Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self)))
+    }
+
+    @inline(__always) static func storeHalf(_ value: Float, _ p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: Float16(value).bitPattern, as: UInt16.self)
+    }
+
+    /// Decodes `count` elements of `type` from `source` into `out`.
+    static func dequantize(_ type: GGMLType, _ source: UnsafeRawPointer, into out: UnsafeMutablePointer<Float>, count: Int) {
+        switch type {
+        case .f32:
+            out.update(from: source.assumingMemoryBound(to: Float.self), count: count)
+        case .f16:
+            for i in 0..<count { out[i] = half(source + 2 * i) }
+        case .bf16:
+            for i in 0..<count {
+                // bfloat16 is the top half of an IEEE float32.
+                out[i] = Float(bitPattern: UInt32(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+            }
+        case .q8_0:
+            parallelBlocks(count) { b in
+                let block = source + b * 34
+                let d = half(block)
+                let q = (block + 2).assumingMemoryBound(to: Int8.self)
+                let o = out + b * 32
+                for j in 0..<32 { o[j] = Float(q[j]) * d }
+            }
+        case .q4_0:
+            parallelBlocks(count) { b in
+                let block = source + b * 18
+                let d = half(block)
+                let qs = (block + 2).assumingMemoryBound(to: UInt8.self)
+                let o = out + b * 32
+                for j in 0..<16 {
+                    o[j] = Float(Int(qs[j] & 0x0F) - 8) * d
+                    o[j + 16] = Float(Int(qs[j] >> 4) - 8) * d
+                }
+            }
+        case .q4_1:
+            parallelBlocks(count) { b in
+                let block = source + b * 20
+                let d = half(block), m = half(block + 2)
+                let qs = (block + 4).assumingMemoryBound(to: UInt8.self)
+                let o = out + b * 32
+                for j in 0..<16 {
+                    o[j] = Float(qs[j] & 0x0F) * d + m
+                    o[j + 16] = Float(qs[j] >> 4) * d + m
+                }
+            }
+        default:
+            preconditionFailure("dequantize called for unsupported type \(type)")
+        }
+    }
+
+    private static func parallelBlocks(_ count: Int, _ body: (Int) -> Void) {
+        let blocks = count / 32
+        let workers = blocks >= 4096 ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let chunk = (blocks + workers - 1) / workers
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for b in (w * chunk)..<min(blocks, (w + 1) * chunk) { body(b) }
+        }
+    }
+
+    /// Encodes `count` floats (a multiple of the block size for block types) as `type`.
+    static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, count: Int) -> [UInt8] {
+        switch type {
+        case .f32:
+            return Array(UnsafeRawBufferPointer(start: x, count: count * 4))
+        case .f16:
+            var out = [UInt8](repeating: 0, count: count * 2)
+            out.withUnsafeMutableBytes { p in for i in 0..<count { storeHalf(x[i], p.baseAddress! + 2 * i) } }
+            return out
+        case .q8_0:
+            // d = amax / 127, q = round(x / d)
+            var out = [UInt8](repeating: 0, count: count / 32 * 34)
+            out.withUnsafeMutableBytes { p in
+                for b in 0..<(count / 32) {
+                    let v = x + b * 32
+                    var amax: Float = 0
+                    for j in 0..<32 { amax = max(amax, abs(v[j])) }
+                    let d = amax / 127
+                    let inverse: Float = d == 0 ? 0 : 1 / d
+                    let block = p.baseAddress! + b * 34
+                    storeHalf(d, block)
+                    for j in 0..<32 { block.storeBytes(of: Int8((v[j] * inverse).rounded()), toByteOffset: 2 + j, as: Int8.self) }
+                }
+            }
+            return out
+        case .q4_0:
+            // max = the value of largest magnitude (signed), d = max / −8, q = min(15, ⌊x/d + 8.5⌋)
+            var out = [UInt8](repeating: 0, count: count / 32 * 18)
+            out.withUnsafeMutableBytes { p in
+                for b in 0..<(count / 32) {
+                    let v = x + b * 32
+                    var amax: Float = 0, signedMax: Float = 0
+                    for j in 0..<32 where abs(v[j]) > amax { amax = abs(v[j]); signedMax = v[j] }
+                    let d = signedMax / -8
+                    let inverse: Float = d == 0 ? 0 : 1 / d
+                    let block = p.baseAddress! + b * 18
+                    storeHalf(d, block)
+                    for j in 0..<16 {
+                        let lo = min(15, UInt8(clamping: Int8(clamping: Int(v[j] * inverse + 8.5))))
+                        let hi = min(15, UInt8(clamping: Int8(clamping: Int(v[j + 16] * inverse + 8.5))))
+                        block.storeBytes(of: lo | (hi << 4), toByteOffset: 2 + j, as: UInt8.self)
+                    }
+                }
+            }
+            return out
+        default:
+            preconditionFailure("quantize called for unsupported type \(type)")
+        }
+    }
+}

@@ -1,0 +1,68 @@
+/// A GGUF metadata value. Arrays keep their element type so files round-trip exactly.
+public indirect enum GGUFValue: Equatable, Sendable {
+    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
+    case float32(Float), bool(Bool), string(String)
+    case array(GGUFValueType, [GGUFValue])
+    case uint64(UInt64), int64(Int64), float64(Double)
+
+    public var type: GGUFValueType {
+        switch self {
+        case .uint8: return .uint8
+        case .int8: return .int8
+        case .uint16: return .uint16
+        case .int16: return .int16
+        case .uint32: return .uint32
+        case .int32: return .int32
+        case .float32: return .float32
+        case .bool: return .bool
+        case .string: return .string
+        case .array: return .array
+        case .uint64: return .uint64
+        case .int64: return .int64
+        case .float64: return .float64
+        }
+    }
+
+    /// Any integer type, as Int (counts are u32 or u64 depending on the converter).
+    public var int: Int? {
+        switch self {
+        case .uint8(let v): return Int(v)
+        case .int8(let v): return Int(v)
+        case .uint16(let v): return Int(v)
+        case .int16(let v): return Int(v)
+        case .uint32(let v): return Int(v)
+        case .int32(let v): return Int(v)
+        case .uint64(let v): return v <= UInt64(Int.max) ? Int(v) : nil
+        case .int64(let v): return Int(v)
+        default: return nil
+        }
+    }
+
+    public var double: Double? {
+        switch self {
+        case .float32(let v): return Double(v)
+        case .float64(let v): return v
+        default: return int.map(Double.init)
+        }
+    }
+
+    public var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var bool: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var array: [GGUFValue]? {
+        if case .array(_, let values) = self { return values }
+        return nil
+    }
+}
+
+public enum GGUFValueType: UInt32, Sendable {
+    case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6, bool = 7, string = 8
+    case array = 9, uint64 = 10, int64 = 11, float64 = 12
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Tensors
+
+/// Which positions get logits: all of them (perplexity, training) or each sequence's last
+/// (generation, next-token questions).
+public enum LogitsScope: Sendable { case all, last }
+
+/// Activation buffers for one batch shape, reused across forward passes.
+public final class ForwardWorkspace {
+    public let batch: Int
+    public let seq: Int
+    let x, xn, q, k, v, attention, gate, up, hidden: Tensor
+    let probs: Tensor      // (batch, heads, seq, seq) for one layer at a time
+    var positions: [Int32]
+
+    public init(config c: LlamaConfiguration, batch: Int, seq: Int) {
+        self.batch = batch
+        self.seq = seq
+        let rows = batch * seq
+        x = Tensor(zeros: [rows, c.dim])
+        xn = Tensor(zeros: [rows, c.dim])
+        q = Tensor(zeros: [rows, c.dim])
+        k = Tensor(zeros: [rows, c.kvDim])
+        v = Tensor(zeros: [rows, c.kvDim])
+        attention = Tensor(zeros: [rows, c.dim])
+        gate = Tensor(zeros: [rows, c.ffnDim])
+        up = Tensor(zeros: [rows, c.ffnDim])
+        hidden = Tensor(zeros: [rows, c.ffnDim])
+        probs = Tensor(zeros: [batch, c.heads, seq, seq])
+        positions = (0..<rows).map { Int32($0 % seq) }
+    }
+}
+
+/// Keys and values of past positions, per layer, for generating one token at a time.
+public final class KVCache {
+    public let capacity: Int
+    public private(set) var length = 0
+    let keys: [Tensor]     // per layer (capacity, kvDim), after RoPE
+    let values: [Tensor]   // per layer (capacity, kvDim)
+
+    public init(config: LlamaConfiguration, capacity: Int) {
+        self.capacity = capacity
+        keys = (0..<config.layers).map { _ in Tensor(zeros: [capacity, config.kvDim]) }
+        values = (0..<config.layers).map { _ in Tensor(zeros: [capacity, config.kvDim]) }
+    }
+
+    public func reset() { length = 0 }
+    func advance(by n: Int) { length += n }
+}
+
+extension LlamaModel {
+    /// Logits for `batch` sequences of `seq` tokens each (row-major in `tokens`).
+    /// With a cache (batch 1, empty cache), the keys and values are kept for `decode`.
+    public func forward(tokens: [Int32], batch: Int, seq: Int, logits scope: LogitsScope,
+                        workspace: ForwardWorkspace? = nil, cache: KVCache? = nil) -> Tensor {
+        precondition(tokens.count == batch * seq, "\(tokens.count) tokens for \(batch) × \(seq)")
+        precondition(seq <= config.contextLength, "sequence of \(seq) beyond the context of \(config.contextLength)")
+        let c = config
+        let w = (workspace?.batch == batch && workspace?.seq == seq) ? workspace! : ForwardWorkspace(config: c, batch: batch, seq: seq)
+        let rows = batch * seq
+        let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        if let cache { precondition(batch == 1 && cache.length == 0 && seq <= cache.capacity, "prefill needs an empty cache of room \(seq)") }
+
+        tokens.withUnsafeBufferPointer {
+            embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
+        }
+        w.positions.withUnsafeBufferPointer { positions in
+            for (l, layer) in layers.enumerated() {
+                // Attention: x += Wo · attend(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
+                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+                linearForward(out: w.q.data, input: w.xn.data, weight: layer.wq.data, rows: rows, inFeatures: c.dim, outFeatures: c.dim)
+                linearForward(out: w.k.data, input: w.xn.data, weight: layer.wk.data, rows: rows, inFeatures: c.dim, outFeatures: c.kvDim)
+                linearForward(out: w.v.data, input: w.xn.data, weight: layer.wv.data, rows: rows, inFeatures: c.dim, outFeatures: c.kvDim)
+                ropeForward(x: w.q.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.heads)
+                ropeForward(x: w.k.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.kvHeads)
+                if let cache {
+                    cache.keys[l].data.update(from: w.k.data, count: rows * c.kvDim)
+                    cache.values[l].data.update(from: w.v.data, count: rows * c.kvDim)
+                }
+                attentionForward(out: w.attention.data, probs: w.probs.data, q: w.q.data, k: w.k.data, v: w.v.data, shape: shape)
+                linearForward(out: w.x.data, input: w.attention.data, weight: layer.wo.data, rows: rows, inFeatures: c.dim, outFeatures: c.dim, accumulate: true)
+
+                // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+                linearForward(out: w.gate.data, input: w.xn.data, weight: layer.wGate.data, rows: rows, inFeatures: c.dim, outFeatures: c.ffnDim)
+                linearForward(out: w.up.data, input: w.xn.data, weight: layer.wUp.data, rows: rows, inFeatures: c.dim, outFeatures: c.ffnDim)
+                swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * c.ffnDim)
+                linearForward(out: w.x.data, input: w.hidden.data, weight: layer.wDown.data, rows: rows, inFeatures: c.ffnDim, outFeatures: c.dim, accumulate: true)
+            }
+        }
+        cache?.advance(by: seq)
+        return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn)
+    }
+
+    /// Final norm and output projection, for all rows or each sequence's last.
+    func head(_ x: Tensor, rows: Int, batch: Int, seq: Int, scope: LogitsScope, scratch: Tensor) -> Tensor {
+        let c = config
+        let selected: Int
+        switch scope {
+        case .all:
+            selected = rows
+            rmsNormForward(out: scratch.data, rstd: nil, input: x.data, weight: finalNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+        case .last:
+            selected = batch
+            for b in 0..<batch {
+                rmsNormForward(out: scratch.data + b * c.dim, rstd: nil, input: x.data + (b * seq + seq - 1) * c.dim,
+                               weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
+            }
+        }
+        let logits = Tensor(zeros: [selected, c.vocabSize])
+        linearForward(out: logits.data, input: scratch.data, weight: outputProjection.data, rows: selected, inFeatures: c.dim, outFeatures: c.vocabSize)
+        return logits
+    }
+
+    /// Logits for one more token at position `cache.length`, attending over the cache.
+    public func decode(token: Int32, cache: KVCache) -> Tensor {
+        let c = config
+        precondition(cache.length < cache.capacity && cache.length < c.contextLength, "the cache is full")
+        let position = [Int32(cache.length)]
+        let x = Tensor(zeros: [1, c.dim]), xn = Tensor(zeros: [1, c.dim])
+        let q = Tensor(zeros: [1, c.dim]), attention = Tensor(zeros: [1, c.dim])
+        let gate = Tensor(zeros: [1, c.ffnDim]), up = Tensor(zeros: [1, c.ffnDim]), hidden = Tensor(zeros: [1, c.ffnDim])
+        let scores = Tensor(zeros: [cache.length + 1])
+        [token].withUnsafeBufferPointer {
+            embeddingForward(out: x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: 1, channels: c.dim, vocab: c.vocabSize)
+        }
+        position.withUnsafeBufferPointer { positions in
+            for (l, layer) in layers.enumerated() {
+                let kRow = cache.keys[l].data + cache.length * c.kvDim
+                let vRow = cache.values[l].data + cache.length * c.kvDim
+                rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.attentionNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
+                linearForward(out: q.data, input: xn.data, weight: layer.wq.data, rows: 1, inFeatures: c.dim, outFeatures: c.dim)
+                linearForward(out: kRow, input: xn.data, weight: layer.wk.data, rows: 1, inFeatures: c.dim, outFeatures: c.kvDim)
+                linearForward(out: vRow, input: xn.data, weight: layer.wv.data, rows: 1, inFeatures: c.dim, outFeatures: c.kvDim)
+                ropeForward(x: q.data, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.heads)
+                ropeForward(x: kRow, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.kvHeads)
+                attentionDecode(out: attention.data, q: q.data, keys: cache.keys[l].data, values: cache.values[l].data,
+                                scores: scores.data, length: cache.length + 1, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+                linearForward(out: x.data, input: attention.data, weight: layer.wo.data, rows: 1, inFeatures: c.dim, outFeatures: c.dim, accumulate: true)
+                rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.ffnNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
+                linearForward(out: gate.data, input: xn.data, weight: layer.wGate.data, rows: 1, inFeatures: c.dim, outFeatures: c.ffnDim)
+                linearForward(out: up.data, input: xn.data, weight: layer.wUp.data, rows: 1, inFeatures: c.dim, outFeatures: c.ffnDim)
+                swigluForward(out: hidden.data, gate: gate.data, up: up.data, count: c.ffnDim)
+                linearForward(out: x.data, input: hidden.data, weight: layer.wDown.data, rows: 1, inFeatures: c.ffnDim, outFeatures: c.dim, accumulate: true)
+            }
+        }
+        cache.advance(by: 1)
+        return head(x, rows: 1, batch: 1, seq: 1, scope: .all, scratch: xn).reshaped([c.vocabSize])
+    }
+}
