@@ -26,9 +26,13 @@ let package = Package(
         ]),
 
         // Engine side: knows nothing of Jupyter.
-        .target(name: "Tensors", dependencies: ["CBLAS"]),
+        // AVX2 + FMA (Haswell and later) for the vectorized element-wise kernels; every machine Sculpt
+        // runs on here has it (and AVX-512). GEMM is OpenBLAS's, which picks its own kernels.
+        .target(name: "Tensors", dependencies: ["CBLAS"],
+                swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux]))]),
         .target(name: "Transformer", dependencies: ["Tensors"]),
-        .target(name: "Workbench"),
+        .target(name: "Evaluation", dependencies: ["Transformer", "Tensors"]),
+        .target(name: "Workbench", dependencies: ["Evaluation", "Transformer", "Tensors"]),
 
         // Presentation and the command language.
         .target(name: "Display"),
@@ -36,7 +40,7 @@ let package = Package(
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [
-            "JupyterKernel", "Commands",
+            "JupyterKernel", "Commands", "Evaluation", "Transformer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -46,7 +50,8 @@ let package = Package(
         .testTarget(name: "DisplayTests", dependencies: ["Display"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Tensors"]),
-        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Transformer", "Tensors"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Tensors"]),
     ],
     // Swift 5 mode: the kernel shares lock-guarded state across its threads by design
     // (sockets on the main thread, execution on a worker), which strict checking cannot see.

@@ -63,8 +63,10 @@ extension CommandTable {
                 let answer: String
                 do {
                     answer = try context.output.input(prompt: "Reset the session (models, data, results, seed)? [y/N] ", password: false)
+                } catch let interrupted as CancellationError {
+                    throw interrupted
                 } catch {
-                    throw CommandError(.failed, "`reset` asks for confirmation, and this frontend cannot answer (\(error)); use `reset force=yes`",
+                    throw CommandError(.failed, "`reset` asks for confirmation, and this frontend cannot answer prompts",
                                        word: "reset", suggestion: "reset force=yes")
                 }
                 guard ["y", "yes"].contains(answer.trimmingCharacters(in: .whitespaces).lowercased()) else {

@@ -48,8 +48,10 @@ extension Kernel {
 
         let output = ExecutionOutput(outbox: outbox, request: request, allowStdin: allowStdin,
                                      inputBroker: inputBroker, timerQueue: timerQueue)
+        setExecuting(true)
         let outcome = interpreter.execute(code, context: ExecutionContext(executionCount: count, silent: silent,
                                                                           allowStdin: allowStdin, output: output))
+        setExecuting(false)
         output.flush()
 
         var resultText: String?
@@ -70,8 +72,13 @@ extension Kernel {
             var replyContent = error
             replyContent["status"] = "error"
             replyContent["execution_count"] = .int(count)
+            if stopOnError {
+                // Requests the client sent before it could see this error ("Run all") may still be
+                // on the wire: give them a moment to arrive, then abort everything that has.
+                Thread.sleep(forTimeInterval: stopOnErrorGrace)
+                abortThrough = latestArrivalSequence()
+            }
             reply(request, "execute_reply", replyContent)
-            if stopOnError { abortThrough = latestArrivalSequence() }
         }
         if storeHistory { history.record(line: count, input: code, output: resultText) }
     }

@@ -27,10 +27,16 @@ public final class Kernel {
     var abortThrough = 0
     private let arrivalLock = NSLock()
     private var latestArrival = 0
+    private let executionLock = NSLock()
+    private var executing = false
+    /// After a failed cell with stop_on_error, how long to let requests already sent reach the
+    /// kernel before answering, so they are aborted too (ipykernel's stop_on_error_timeout).
+    let stopOnErrorGrace: TimeInterval
 
     public init(transport: KernelTransport, key: String, interpreter: Interpreter,
-                maximumMessageBytes: Int = WireCodec.defaultMaximumBytes,
+                maximumMessageBytes: Int = WireCodec.defaultMaximumBytes, stopOnErrorGrace: TimeInterval = 0.005,
                 logger: Logger = Logger(label: "sculpt.kernel")) {
+        self.stopOnErrorGrace = stopOnErrorGrace
         self.transport = transport
         self.codec = WireCodec(signer: MessageSigner(key: key), maximumBytes: maximumMessageBytes)
         self.interpreter = interpreter
@@ -69,10 +75,21 @@ public final class Kernel {
         return restartRequested
     }
 
-    /// Asks the running command to stop; used for SIGINT and interrupt_request.
+    /// Asks the running command to stop; used for SIGINT and interrupt_request. An interrupt
+    /// while nothing runs does nothing (it must not cancel the next cell).
     public func interrupt() {
+        executionLock.lock()
+        defer { executionLock.unlock() }
+        guard executing else { return }
         interpreter.interrupt()
         inputBroker.cancel()
+    }
+
+    /// Marks the span in which interrupts reach the interpreter.
+    func setExecuting(_ value: Bool) {
+        executionLock.lock()
+        executing = value
+        executionLock.unlock()
     }
 
     private func flushOutbox() {
@@ -87,9 +104,11 @@ public final class Kernel {
 
     private func handle(_ event: TransportEvent) {
         switch event {
-        case .subscribed:
-            // JEP 65: tell each new subscriber that iopub is live. Signed, parent {}.
-            outbox.publish("iopub_welcome", content: ["subscription": ""], parent: nil)
+        case .subscribed(let topic):
+            // JEP 65: tell each new subscriber that iopub is live: signed, parent {}, sent under the
+            // topic it subscribed to (so a prefix subscription receives it) and naming that topic.
+            outbox.send("iopub_welcome", content: ["subscription": .string(String(decoding: topic, as: UTF8.self))],
+                        on: .iopub, parent: nil, identities: [topic])
         case .message(let channel, let frames):
             let message: Message
             do {
@@ -120,6 +139,7 @@ public final class Kernel {
         case (_, "shutdown_request"):
             around(message) {
                 self.interrupt()
+                self.inputBroker.cancel()
                 let restart = message.content["restart"]?.boolValue ?? false
                 self.restartRequested = restart
                 self.outbox.send("shutdown_reply", content: ["status": "ok", "restart": .bool(restart)],

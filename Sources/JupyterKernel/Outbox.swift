@@ -25,7 +25,7 @@ final class Outbox {
         let header = MessageHeader(msgType: msgType, session: session)
         let routing: [Data]
         if channel == .iopub {
-            routing = [Data("kernel.\(session).\(msgType)".utf8)]
+            routing = identities ?? [Data("kernel.\(session).\(msgType)".utf8)]
         } else {
             routing = identities ?? parent?.identities ?? []
         }

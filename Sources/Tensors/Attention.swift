@@ -42,39 +42,43 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              shape: AttentionShape) {
     let T = shape.seq, D = shape.headDim
-    for b in 0..<shape.batch {
-        for h in 0..<shape.heads {
-            let kvh = h / shape.group
-            let qBase = q + (b * T) * shape.qStride + h * D
-            let kBase = k + (b * T) * shape.kvStride + kvh * D
-            let vBase = v + (b * T) * shape.kvStride + kvh * D
-            let oBase = out + (b * T) * shape.qStride + h * D
-            let P = probs + (b * shape.heads + h) * T * T
-            var r0 = 0
-            while r0 < T {
-                let r1 = min(T, r0 + AttentionShape.block)
-                // S[r0..<r1, 0..<r1] = s · Q[r0..<r1] K[0..<r1]ᵀ
-                gemm(transposeA: false, transposeB: true, m: r1 - r0, n: r1, k: D, alpha: shape.scale,
-                     a: qBase + r0 * shape.qStride, lda: shape.qStride, b: kBase, ldb: shape.kvStride,
-                     c: P + r0 * T, ldc: T)
-                r0 = r1
+    // Heads run in parallel, each with single-threaded BLAS: one head's products are too small
+    // for OpenBLAS's threads to pay off.
+    perHead(shape) { b, h in
+        let kvh = h / shape.group
+        let qBase = q + (b * T) * shape.qStride + h * D
+        let kBase = k + (b * T) * shape.kvStride + kvh * D
+        let vBase = v + (b * T) * shape.kvStride + kvh * D
+        let oBase = out + (b * T) * shape.qStride + h * D
+        let P = probs + (b * shape.heads + h) * T * T
+        var r0 = 0
+        while r0 < T {
+            let r1 = min(T, r0 + AttentionShape.block)
+            // S[r0..<r1, 0..<r1] = s · Q[r0..<r1] K[0..<r1]ᵀ
+            gemm(transposeA: false, transposeB: true, m: r1 - r0, n: r1, k: D, alpha: shape.scale,
+                 a: qBase + r0 * shape.qStride, lda: shape.qStride, b: kBase, ldb: shape.kvStride,
+                 c: P + r0 * T, ldc: T)
+            for i in r0..<r1 {
+                let row = P + i * T
+                softmaxRow(row, row, i + 1)
+                (row + i + 1).update(repeating: 0, count: T - i - 1)
             }
-            parallelChunks(T, minimumChunk: 32) { rows in
-                for i in rows {
-                    let row = P + i * T
-                    softmaxRow(row, row, i + 1)
-                    (row + i + 1).update(repeating: 0, count: T - i - 1)
-                }
-            }
-            r0 = 0
-            while r0 < T {
-                let r1 = min(T, r0 + AttentionShape.block)
-                // O[r0..<r1] = P[r0..<r1, 0..<r1] V[0..<r1]
-                gemm(transposeA: false, transposeB: false, m: r1 - r0, n: D, k: r1,
-                     a: P + r0 * T, lda: T, b: vBase, ldb: shape.kvStride, c: oBase + r0 * shape.qStride, ldc: shape.qStride)
-                r0 = r1
-            }
+            // O[r0..<r1] = P[r0..<r1, 0..<r1] V[0..<r1]
+            gemm(transposeA: false, transposeB: false, m: r1 - r0, n: D, k: r1,
+                 a: P + r0 * T, lda: T, b: vBase, ldb: shape.kvStride, c: oBase + r0 * shape.qStride, ldc: shape.qStride)
+            r0 = r1
         }
+    }
+}
+
+/// Runs `body(batch, head)` for every pair, spread over the cores, BLAS single-threaded meanwhile.
+private func perHead(_ shape: AttentionShape, _ body: (Int, Int) -> Void) {
+    let pairs = shape.batch * shape.heads
+    let previous = BLASThreads.count
+    BLASThreads.count = 1
+    defer { BLASThreads.count = previous }
+    DispatchQueue.concurrentPerform(iterations: pairs) { pair in
+        body(pair / shape.heads, pair % shape.heads)
     }
 }
 

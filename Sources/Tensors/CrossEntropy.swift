@@ -35,7 +35,7 @@ public func crossEntropyBackward(dLogits: UnsafeMutablePointer<Float>, logits: U
             let z = logits + i * vocab
             let dz = dLogits + i * vocab
             let lse = logSumExp(z, vocab)
-            for j in 0..<vocab { dz[j] += scale * expf(z[j] - lse) }
+            for j in 0..<vocab { dz[j] += scale * fastExp(z[j] - lse) }
             dz[t] -= scale
         }
     }
@@ -44,9 +44,14 @@ public func crossEntropyBackward(dLogits: UnsafeMutablePointer<Float>, logits: U
 /// log Σ exp(x), stable.
 @inline(__always)
 public func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-    var maximum = -Float.infinity
-    for j in 0..<count { maximum = max(maximum, x[j]) }
-    var sum: Float = 0
-    for j in 0..<count { sum += expf(x[j] - maximum) }
-    return maximum + logf(sum)
+    let shift = maximum(x, count)
+    var sum = FloatVector.zero
+    var j = 0
+    while j + 16 <= count {
+        sum += fastExp(UnsafeRawPointer(x + j).loadUnaligned(as: FloatVector.self) - FloatVector(repeating: shift))
+        j += 16
+    }
+    var total = sum.sum()
+    while j < count { total += fastExp(x[j] - shift); j += 1 }
+    return shift + logf(total)
 }

@@ -26,14 +26,7 @@ public func softmaxBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePoi
 /// One row, in place allowed (out may equal input).
 @inline(__always)
 func softmaxRow(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ columns: Int) {
-    var maximum = -Float.infinity
-    for j in 0..<columns { maximum = max(maximum, input[j]) }
-    var sum: Float = 0
-    for j in 0..<columns {
-        let e = expf(input[j] - maximum)
-        out[j] = e
-        sum += e
-    }
+    let sum = expShifted(out, input, columns, shift: maximum(input, columns))
     let inverse = 1 / sum
     for j in 0..<columns { out[j] *= inverse }
 }

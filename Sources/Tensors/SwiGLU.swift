@@ -9,11 +9,17 @@ import Foundation
 // dGate += dOut ⊙ up ⊙ silu′(gate),   dUp += dOut ⊙ silu(gate)
 
 public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-    parallelChunks(count, minimumChunk: 16_384) { range in
-        for i in range {
-            let g = gate[i]
-            out[i] = g / (1 + expf(-g)) * up[i]
+    parallelChunks(count / 16, minimumChunk: 1024) { range in
+        for block in range {
+            let i = block * 16
+            let g = UnsafeRawPointer(gate + i).loadUnaligned(as: FloatVector.self)
+            let u = UnsafeRawPointer(up + i).loadUnaligned(as: FloatVector.self)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: g / (1 + fastExp(-g)) * u, as: FloatVector.self)
         }
+    }
+    for i in (count / 16 * 16)..<count {
+        let g = gate[i]
+        out[i] = g / (1 + fastExp(-g)) * up[i]
     }
 }
 
@@ -22,7 +28,7 @@ public func swigluBackward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutabl
     parallelChunks(count, minimumChunk: 16_384) { range in
         for i in range {
             let g = gate[i]
-            let sigma = 1 / (1 + expf(-g))
+            let sigma = 1 / (1 + fastExp(-g))
             let silu = g * sigma
             dGate[i] += dOut[i] * up[i] * sigma * (1 + g * (1 - sigma))
             dUp[i] += dOut[i] * silu

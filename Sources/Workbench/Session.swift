@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// The engine's one public face: what a notebook session holds. Models, data and results join
 /// it as their issues land; for now it holds the seed and the session's bookkeeping.

@@ -95,7 +95,14 @@ final class KernelCommandOutput: CommandOutput {
     func display(_ bundle: MimeBundle, id: String?) { sink.display(SculptInterpreter.displayData(bundle), displayID: id) }
     func update(_ bundle: MimeBundle, id: String) { sink.updateDisplay(SculptInterpreter.displayData(bundle), displayID: id) }
     func clear(wait: Bool) { sink.clearOutput(wait: wait) }
-    func input(prompt: String, password: Bool) throws -> String { try sink.input(prompt: prompt, password: password) }
+    func input(prompt: String, password: Bool) throws -> String {
+        do {
+            return try sink.input(prompt: prompt, password: password)
+        } catch InputError.cancelled {
+            // An interrupt while waiting for the answer: the cell ends as interrupted.
+            throw CancellationError()
+        }
+    }
 }
 
 enum SculptVersion {

@@ -13,7 +13,7 @@ struct SculptKernelCommand: ParsableCommand {
         commandName: "sculpt-kernel",
         abstract: "Sculpt: a Jupyter kernel for seeing what compressing a language model does.",
         discussion: "Started by Jupyter as `sculpt-kernel --connection-file FILE`.",
-        subcommands: [Install.self, Repl.self])
+        subcommands: [Install.self, Repl.self, Bench.self])
 
     @Option(name: .customLong("connection-file"), help: "The connection file a Jupyter client wrote.")
     var connectionFile: String?

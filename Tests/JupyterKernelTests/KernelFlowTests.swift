@@ -108,6 +108,8 @@ final class KernelFlowTests: XCTestCase {
 
     func testInterruptOnControlWhileExecuting() {
         let header = client.send("execute_request", ["code": "wait"])
+        // Wait until the cell is running.
+        while let m = client.receive(on: .iopub), !(m.msgType == "execute_input" && m.parentHeader["msg_id"]?.stringValue == header.msgID) {}
         // Control answers while the worker is busy.
         let info = client.send("kernel_info_request", on: .control)
         XCTAssertEqual(client.receive(on: .control)?.parentHeader["msg_id"]?.stringValue, info.msgID)
@@ -119,6 +121,16 @@ final class KernelFlowTests: XCTestCase {
         XCTAssertEqual(reply?.content["ename"], "Interrupted")
         // The kernel goes on.
         XCTAssertEqual(client.execute("result after").0?.content["status"], "ok")
+    }
+
+    func testAnInterruptWhileIdleDoesNotCancelTheNextCell() {
+        client.send("interrupt_request", on: .control)
+        XCTAssertEqual(client.receive(on: .control)?.msgType, "interrupt_reply")
+        let header = client.send("execute_request", ["code": "wait"])
+        XCTAssertNil(client.transport.waitForMessage(on: .shell, timeout: 0.2), "the cell must still be running")
+        client.send("interrupt_request", on: .control)
+        _ = client.receive(on: .control)
+        XCTAssertEqual(client.receive(on: .shell)?.parentHeader["msg_id"]?.stringValue, header.msgID)
     }
 
     func testStopOnErrorAbortsWhatWasQueuedBehind() {
@@ -193,13 +205,17 @@ final class KernelFlowTests: XCTestCase {
         XCTAssertEqual(reply?.content["status"], "error")
     }
 
-    func testIopubWelcomeOnSubscribe() {
+    func testIopubWelcomeOnSubscribeNamesTheTopic() {
         _ = client.receive(on: .iopub) // starting
         client.transport.subscribe()
         let welcome = client.receive(on: .iopub)
         XCTAssertEqual(welcome?.msgType, "iopub_welcome")
         XCTAssertEqual(welcome?.content["subscription"], "")
         XCTAssertEqual(welcome?.parentHeader, .emptyObject)
+        client.transport.subscribe(topic: Data("kernel.".utf8))
+        let prefixed = client.receive(on: .iopub)
+        XCTAssertEqual(prefixed?.content["subscription"], "kernel.")
+        XCTAssertEqual(prefixed?.identities, [Data("kernel.".utf8)], "sent under the subscribed topic")
     }
 
     func testShutdownRepliesThenStopsAndHonoursRestart() {

@@ -1,0 +1,69 @@
+import Foundation
+import Tensors
+import Transformer
+
+/// Measured speeds, for benchmarks that set them beside a peer's in the same run.
+public enum Throughput {
+    /// Median of `runs` timings of `body`, after `warmup` untimed runs.
+    public static func median(runs: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        var times = [Double]()
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    /// Trimmed mean: drops the fastest and slowest `trim` fraction, averages the rest.
+    public static func trimmedMean(runs: Int, warmup: Int = 2, trim: Double = 0.2, _ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        var times = [Double]()
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        times.sort()
+        let cut = Int(Double(times.count) * trim)
+        let kept = times[cut..<(times.count - cut)]
+        return kept.reduce(0, +) / Double(kept.count)
+    }
+
+    /// SGEMM rate (GFLOP/s) of the BLAS Sculpt uses, at the shapes of a prefill of `rows` tokens:
+    /// the model's projections, weighted as the forward pass runs them.
+    public static func gemmGFLOPS(config c: LlamaConfiguration, rows: Int, runs: Int = 3) -> Double {
+        let shapes = [(c.dim, c.dim), (c.kvDim, c.dim), (c.kvDim, c.dim), (c.dim, c.dim),
+                      (c.ffnDim, c.dim), (c.ffnDim, c.dim), (c.dim, c.ffnDim)]
+        let input = Tensor(zeros: [rows, max(c.dim, c.ffnDim)])
+        var rng = SeededGenerator(seed: 1)
+        rng.fillNormal(input, std: 1)
+        let weights = shapes.map { Tensor(zeros: [$0.0, $0.1]) }
+        let out = Tensor(zeros: [rows, max(c.dim, c.ffnDim)])
+        let flops = Double(shapes.reduce(0) { $0 + 2 * rows * $1.0 * $1.1 })
+        let seconds = median(runs: runs) {
+            for (w, (o, i)) in zip(weights, shapes) {
+                linearForward(out: out.data, input: input.data, weight: w.data, rows: rows, inFeatures: i, outFeatures: o)
+            }
+        }
+        return flops / seconds / 1e9
+    }
+
+    /// Forward throughput in tokens per second for one sequence of `tokens`, all-position logits.
+    public static func prefillTokensPerSecond(model: LlamaModel, tokens: Int, runs: Int = 3, scope: LogitsScope = .all) -> Double {
+        var rng = SeededGenerator(seed: 2)
+        let ids = (0..<tokens).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) }
+        let workspace = ForwardWorkspace(config: model.config, batch: 1, seq: tokens)
+        let seconds = median(runs: runs) { _ = model.forward(tokens: ids, batch: 1, seq: tokens, logits: scope, workspace: workspace) }
+        return Double(tokens) / seconds
+    }
+
+    /// Greedy generation speed after a short prompt.
+    public static func generationTokensPerSecond(model: LlamaModel, tokens: Int) -> Double {
+        let prompt = model.tokenizer.encode("The capital of France is")
+        _ = Generation.generate(model: model, prompt: prompt, parameters: .init(maxTokens: 4, stopAtEOS: false))
+        let result = Generation.generate(model: model, prompt: prompt, parameters: .init(maxTokens: tokens, stopAtEOS: false))
+        return result.tokensPerSecond
+    }
+}
