@@ -36,7 +36,7 @@ let package = Package(
 
         // Presentation and the command language.
         .target(name: "Display"),
-        .target(name: "Commands", dependencies: ["Display", "Workbench"]),
+        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation"]),
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [

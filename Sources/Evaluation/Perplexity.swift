@@ -3,7 +3,7 @@ import Tensors
 import Transformer
 
 /// Perplexity over a token stream, in windows that slide by a stride: every token after the
-/// first is scored once, with up to `window − 1` tokens of context (Hugging Face's
+/// first is scored exactly once, with up to `window − 1` tokens of context (Hugging Face's
 /// sliding-window recipe: each window scores only the tokens the previous one did not).
 public struct PerplexityResult: Sendable, Equatable {
     /// Tokens scored.
@@ -53,16 +53,17 @@ public enum Perplexity {
         precondition(p.window >= 2 && p.stride >= 1 && p.stride <= p.window, "need 1 ≤ stride ≤ window, window ≥ 2")
         let window = min(p.window, model.config.contextLength)
         let stride = min(p.stride, window)
-        // Windows: each scores positions (end − scored)..<end of the stream, predicting from what precedes.
+        // Windows [start, end) score the targets previousEnd..<end: every token after the first
+        // exactly once. A window starts at most one token before the previous end, so that the
+        // previous window's last token is context for the first unscored one.
         var plans = [(start: Int, end: Int, scoredFrom: Int)]()
-        var previousEnd = 1  // position 0 has no context: never scored
+        var previousEnd = 1  // token 0 has no context: never scored
         var start = 0
         while previousEnd < tokens.count {
             let end = min(start + window, tokens.count)
-            plans.append((start, end, max(previousEnd, start + 1)))
+            plans.append((start, end, previousEnd))
             previousEnd = end
-            start += stride
-            if end == tokens.count { break }
+            start = min(start + stride, end - 1)
         }
         var nll = 0.0
         var scored = 0

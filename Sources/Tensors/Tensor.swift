@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A dense Float32 array with a shape, row-major (the last axis is contiguous).
 ///
@@ -15,9 +18,22 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
-        data = raw.bindMemory(to: Float.self, capacity: max(1, count))
+        data = Tensor.allocate(count)
         data.initialize(repeating: 0, count: count)
+    }
+
+    /// Large buffers are 2 MiB aligned and marked for transparent huge pages: the weights are
+    /// hundreds of MB streamed by GEMM, and 4 KiB pages made the output projection TLB-bound.
+    private static let hugePage = 2 << 20
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = max(1, count) * MemoryLayout<Float>.stride
+        let alignment = bytes >= hugePage ? hugePage : 64
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
+        #if os(Linux)
+        if bytes >= hugePage { _ = madvise(raw, bytes / hugePage * hugePage, MADV_HUGEPAGE) }
+        #endif
+        return raw.bindMemory(to: Float.self, capacity: max(1, count))
     }
 
     public convenience init(shape: [Int], values: [Float]) {

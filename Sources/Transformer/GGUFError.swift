@@ -55,10 +55,23 @@ public enum GGMLType: UInt32, CustomStringConvertible, Sendable {
         case .f32: return "F32"
         case .f16: return "F16"
         case .bf16: return "BF16"
+        case .f64: return "F64"
         case .q4_0: return "Q4_0"
         case .q4_1: return "Q4_1"
+        case .q5_0: return "Q5_0"
+        case .q5_1: return "Q5_1"
         case .q8_0: return "Q8_0"
-        default: return "\(self)".uppercased()
+        case .q8_1: return "Q8_1"
+        case .q2_k: return "Q2_K"
+        case .q3_k: return "Q3_K"
+        case .q4_k: return "Q4_K"
+        case .q5_k: return "Q5_K"
+        case .q6_k: return "Q6_K"
+        case .q8_k: return "Q8_K"
+        case .i8: return "I8"
+        case .i16: return "I16"
+        case .i32: return "I32"
+        case .i64: return "I64"
         }
     }
 

@@ -3,8 +3,8 @@ import Tensors
 
 extension LlamaModel {
     /// Loads a LLaMA model from GGUF, dequantizing every weight to Float32.
-    /// `progress` gets the fraction done after each tensor.
-    public static func load(_ file: GGUFFile, progress: ((Double) -> Void)? = nil) throws -> LlamaModel {
+    /// `progress` gets (tensors done, tensors in all) after each tensor.
+    public static func load(_ file: GGUFFile, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
         var config = try LlamaConfiguration.from(file.metadata)
         guard let embedding = file.info("token_embd.weight") else { throw GGUFError.missingTensor("token_embd.weight") }
         if config.vocabSize == 0 { config.vocabSize = embedding.shape[0] }
@@ -21,12 +21,12 @@ extension LlamaModel {
                 throw GGUFError.badTensor(tensor: name, reason: "shape \(info.shape), the configuration needs \(weight.shape)")
             }
             file.decode(info, into: weight.data)
-            progress?(Double(index + 1) / Double(weights.count))
+            progress?(index + 1, weights.count)
         }
         return model
     }
 
-    public static func load(path: String, progress: ((Double) -> Void)? = nil) throws -> LlamaModel {
+    public static func load(path: String, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
         try load(GGUFFile(path: path), progress: progress)
     }
 

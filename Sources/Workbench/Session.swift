@@ -1,8 +1,10 @@
+import Evaluation
 import Foundation
 import Tensors
+import Transformer
 
-/// The engine's one public face: what a notebook session holds. Models, data and results join
-/// it as their issues land; for now it holds the seed and the session's bookkeeping.
+/// The engine's one public face: what a notebook session holds (the model, the text, the seed)
+/// and the long jobs that run on them, each with progress and cancellation.
 public final class Session {
     public static let defaultSeed: UInt64 = 0
 
@@ -11,23 +13,156 @@ public final class Session {
     public let started: Date
     public let cancellation = CancellationToken()
 
+    public private(set) var model: LlamaModel?
+    public private(set) var modelCard: ModelCard?
+    public private(set) var corpus: TextCorpus?
+    /// The split `eval ppl` reads by default.
+    public private(set) var evaluationSplit: String?
+    /// Token streams by split, for the current model's tokenizer.
+    private var tokenCache = [String: [Int32]]()
+
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
         self.started = Date()
     }
 
-    /// Forgets everything but the cancellation token and the start time.
+    /// Forgets the model, the text and the results, and restores the seed.
     public func reset() {
         seed = Session.defaultSeed
+        model = nil
+        modelCard = nil
+        corpus = nil
+        evaluationSplit = nil
+        tokenCache = [:]
+    }
+
+    // MARK: Models
+
+    /// Where the set-up puts SmolLM2-135M-Instruct.
+    public static var smolLM2Path: String { TextCorpus.cacheDirectory() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf" }
+
+    /// Loads a GGUF model; `progress` gets (tensors decoded, tensors in all).
+    @discardableResult
+    public func loadModel(path: String, name: String? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> ModelCard {
+        let file = try GGUFFile(path: path)
+        let loaded = try LlamaModel.load(file, progress: progress)
+        let types = Dictionary(grouping: file.tensors, by: { $0.type.description }).map { "\($0.value.count) \($0.key)" }.sorted()
+        let card = ModelCard(name: name ?? file.metadata["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent,
+                             source: path, model: loaded, fileBytes: fileSize(path), fileTypes: "tensors " + types.joined(separator: ", "))
+        install(loaded, card: card)
+        return card
+    }
+
+    /// A small random LLaMA with a byte tokenizer, seeded by the session's seed.
+    @discardableResult
+    public func tinyModel(layers: Int, dim: Int, heads: Int, kvHeads: Int, ffnDim: Int, vocab: Int, context: Int) throws -> ModelCard {
+        let config: LlamaConfiguration
+        do {
+            config = try LlamaConfiguration(layers: layers, dim: dim, ffnDim: ffnDim, heads: heads, kvHeads: kvHeads,
+                                            vocabSize: vocab, contextLength: context)
+        } catch let error as GGUFError {
+            throw WorkbenchError.invalid("not a valid tiny model: \(error)")
+        }
+        guard vocab >= 256 else { throw WorkbenchError.invalid("a tiny model's vocabulary holds the 256 bytes: vocab must be at least 256, not \(vocab)") }
+        let tokens = (0..<vocab).map { $0 < 256 ? String(ByteLevelBPE.byteToUnicode[$0]) : "<unused\($0 - 256)>" }
+        let types = (0..<vocab).map { $0 < 256 ? ByteLevelBPE.TokenType.normal.rawValue : ByteLevelBPE.TokenType.unused.rawValue }
+        let tokenizer = ByteLevelBPE(tokens: tokens, tokenTypes: types, merges: [], preTokenizer: "gpt2")
+        let model = LlamaModel.random(config: config, seed: seed, tokenizer: tokenizer)
+        let card = ModelCard(name: "tiny (random, seed \(seed))", source: "random initialization", model: model, fileBytes: nil, fileTypes: nil)
+        install(model, card: card)
+        return card
+    }
+
+    private func install(_ model: LlamaModel, card: ModelCard) {
+        self.model = model
+        modelCard = card
+        tokenCache = [:]
+    }
+
+    public func requireModel() throws -> LlamaModel {
+        guard let model else { throw WorkbenchError.noModel }
+        return model
+    }
+
+    // MARK: Text
+
+    /// Chooses the text; `split` is what `eval ppl` reads by default.
+    public func useText(_ corpus: TextCorpus, evaluationSplit split: String? = nil) throws {
+        let chosen = split ?? (corpus.name == "austen" ? "persuasion" : corpus.splits[0].name)
+        _ = try corpus.text(chosen)
+        self.corpus = corpus
+        evaluationSplit = chosen
+        tokenCache = [:]
+    }
+
+    /// The tokens of a split under the current model's tokenizer (cached).
+    public func tokens(split: String) throws -> [Int32] {
+        let model = try requireModel()
+        guard let corpus else { throw WorkbenchError.noData }
+        if let hit = tokenCache[split] { return hit }
+        let tokens = model.tokenizer.encode(try corpus.text(split))
+        tokenCache[split] = tokens
+        return tokens
+    }
+
+    // MARK: Jobs
+
+    /// Perplexity of the current model on the first `tokens` tokens of a split.
+    public func perplexity(tokens count: Int, split: String? = nil, window: Int, stride: Int,
+                           progress: ((Perplexity.Progress) -> Void)? = nil) throws -> (PerplexityResult, String) {
+        let model = try requireModel()
+        guard let split = split ?? evaluationSplit else { throw WorkbenchError.noData }
+        let all = try tokens(split: split)
+        guard all.count >= 2 else { throw WorkbenchError.notEnoughTokens(have: all.count, need: 2) }
+        let slice = Array(all.prefix(count + 1))
+        let result = try Perplexity.evaluate(model: model, tokens: slice,
+                                             parameters: .init(window: min(window, model.config.contextLength), stride: stride),
+                                             cancellation: cancellation, progress: progress)
+        return (result, split)
+    }
+
+    /// Generates after a prompt, streaming text; stops early (keeping what came) on interrupt.
+    public func generate(prompt: String, tokens: Int, temperature: Float, topK: Int,
+                         onText: @escaping (String) -> Void) throws -> Generation.Result {
+        let model = try requireModel()
+        let ids = model.tokenizer.encode(prompt, parseSpecial: true)
+        guard !ids.isEmpty else { throw WorkbenchError.invalid("the prompt is empty") }
+        guard ids.count < model.config.contextLength else {
+            throw WorkbenchError.invalid("the prompt has \(ids.count) tokens; the context holds \(model.config.contextLength)")
+        }
+        return Generation.generate(model: model, prompt: ids,
+                                   parameters: .init(maxTokens: tokens, temperature: temperature, topK: topK, seed: seed),
+                                   cancellation: cancellation, onText: onText)
     }
 
     /// The session's state as label/value pairs, for `status`.
     public func summary() -> [(String, String)] {
-        [
-            ("seed", String(seed)),
-            ("model", "none"),
-            ("data", "none"),
-            ("uptime", String(format: "%.1f s", Date().timeIntervalSince(started))),
-        ]
+        var rows = [("seed", String(seed))]
+        if let modelCard {
+            rows.append(("model", "\(modelCard.name): \(modelCard.config.layers) layers, \(formatCount(Double(modelCard.parameters))) parameters"))
+        } else {
+            rows.append(("model", "none"))
+        }
+        if let corpus, let evaluationSplit {
+            rows.append(("data", "\(corpus.name), evaluating on \(evaluationSplit)"))
+        } else {
+            rows.append(("data", "none"))
+        }
+        rows.append(("memory (resident)", formatBytes(residentBytes())))
+        rows.append(("uptime", String(format: "%.1f s", Date().timeIntervalSince(started))))
+        return rows
     }
+}
+
+func fileSize(_ path: String) -> Int? {
+    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+}
+
+/// Resident memory of this process (Linux /proc), 0 where unknown.
+public func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
 }

@@ -1,0 +1,72 @@
+import Foundation
+import Transformer
+
+/// What a loaded model is: shape, size and cost, for `model info`.
+public struct ModelCard: Sendable {
+    public var name: String
+    public var source: String
+    public var config: LlamaConfiguration
+    public var parameters: Int
+    public var tiedOutput: Bool
+    /// Bytes of the Float32 weights in memory.
+    public var weightBytes: Int
+    /// Bytes of the file it came from, and its tensor types (nil for a random model).
+    public var fileBytes: Int?
+    public var fileTypes: String?
+    public var tokenizer: String
+    /// Multiply-accumulates per token for projections and the output head (computed).
+    public var macsPerToken: Int { config.macsPerToken }
+
+    init(name: String, source: String, model: LlamaModel, fileBytes: Int?, fileTypes: String?) {
+        self.name = name
+        self.source = source
+        config = model.config
+        parameters = model.parameterCount
+        tiedOutput = model.output == nil
+        weightBytes = model.weightBytes
+        self.fileBytes = fileBytes
+        self.fileTypes = fileTypes
+        tokenizer = model.tokenizer.mergeList.isEmpty
+            ? "bytes (\(model.tokenizer.vocabularySize) tokens)"
+            : "byte-level BPE, \(model.tokenizer.vocabularySize) tokens, pre-tokenizer \(model.tokenizer.preTokenizer)"
+    }
+
+    /// Label/value rows, in reading order.
+    public var rows: [(String, String)] {
+        var out: [(String, String)] = [
+            ("model", name),
+            ("source", source),
+            ("layers", String(config.layers)),
+            ("width (dim)", String(config.dim)),
+            ("attention heads", "\(config.heads) query, \(config.kvHeads) key/value (head dim \(config.headDim))"),
+            ("MLP width", String(config.ffnDim)),
+            ("vocabulary", String(config.vocabSize)),
+            ("context", String(config.contextLength)),
+            ("RoPE base", formatCount(Double(config.ropeBase))),
+            ("parameters", "\(formatCount(Double(parameters))) (\(parameters))" + (tiedOutput ? ", output tied to the embedding" : "")),
+            ("MACs per token", "\(formatCount(Double(macsPerToken))) (computed; + attention \(formatCount(Double(config.attentionMACs(position: 0))))·(position+1))"),
+            ("memory", "\(formatBytes(weightBytes)) of Float32 weights"),
+        ]
+        if let fileBytes { out.append(("file", "\(formatBytes(fileBytes))" + (fileTypes.map { ", \($0)" } ?? ""))) }
+        out.append(("tokenizer", tokenizer))
+        return out
+    }
+}
+
+/// 134.5M, 28.3k, 512.
+public func formatCount(_ x: Double) -> String {
+    let a = abs(x)
+    if a >= 1e9 { return String(format: "%.2fG", x / 1e9) }
+    if a >= 1e6 { return String(format: "%.1fM", x / 1e6) }
+    if a >= 1e4 { return String(format: "%.1fk", x / 1e3) }
+    return x == x.rounded() ? String(Int(x)) : String(format: "%.3g", x)
+}
+
+/// 538.1 MB.
+public func formatBytes(_ n: Int) -> String {
+    let x = Double(n)
+    if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
+    if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
+    if x >= 1e3 { return String(format: "%.1f kB", x / 1e3) }
+    return "\(n) B"
+}

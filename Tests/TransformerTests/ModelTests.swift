@@ -1,0 +1,28 @@
+import Foundation
+import Tensors
+import Transformer
+import XCTest
+
+final class ModelTests: XCTestCase {
+    let config = try! LlamaConfiguration(layers: 2, dim: 32, ffnDim: 64, heads: 4, kvHeads: 2, vocabSize: 256, contextLength: 64)
+
+    func testSameSeedSameModelAndBatchesAreIndependent() {
+        let a = LlamaModel.random(config: config, seed: 1), b = LlamaModel.random(config: config, seed: 1)
+        XCTAssertEqual(a.tokenEmbedding.array, b.tokenEmbedding.array)
+        XCTAssertNotEqual(a.tokenEmbedding.array, LlamaModel.random(config: config, seed: 2).tokenEmbedding.array)
+        let s1: [Int32] = [1, 2, 3, 4], s2: [Int32] = [9, 8, 7, 6]
+        let batched = a.forward(tokens: s1 + s2, batch: 2, seq: 4, logits: .all).array
+        let alone = a.forward(tokens: s2, batch: 1, seq: 4, logits: .all).array
+        let second = Array(batched[(4 * 256)...])
+        XCTAssertEqual(zip(second, alone).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
+        let last = a.forward(tokens: s1 + s2, batch: 2, seq: 4, logits: .last).array
+        XCTAssertEqual(Array(last[256...]), Array(alone[(3 * 256)...]))
+    }
+
+    func testParameterAndMACCounts() {
+        let model = LlamaModel.random(config: config, seed: 1)
+        XCTAssertEqual(model.parameterCount, config.parameterCount())
+        // Per layer: q, o (32·32 each), k, v (16·32 each), gate, up, down (64·32 each); plus the head (256·32).
+        XCTAssertEqual(config.macsPerToken, 2 * (2 * 1024 + 2 * 512 + 3 * 2048) + 256 * 32)
+    }
+}
