@@ -111,8 +111,13 @@ def fetch_austen():
     AUSTEN_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"fetching {AUSTEN_PACKAGE} from Debian's archive", flush=True)
-        subprocess.run(["apt-get", "download", "-q", AUSTEN_PACKAGE], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        download = ["apt-get", "download", "-q", AUSTEN_PACKAGE]
+        quiet = dict(cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if subprocess.run(download, **quiet).returncode != 0:
+            # A fresh machine may have no package lists yet.
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
+            subprocess.run(download, check=True, **quiet)
         [deb] = pathlib.Path(tmp).glob("*.deb")
         subprocess.run(["dpkg-deb", "-x", str(deb), tmp + "/x"], check=True)
         rdb = pathlib.Path(tmp) / "x" / AUSTEN_MEMBER

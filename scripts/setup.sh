@@ -33,6 +33,10 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
     echo "$wanted" > "$stamp"
 fi
 
+# The real model and text: fetched once into the cache, verified by sha256 every time.
+say "fetching the model and the text into $SCULPT_CACHE"
+"$VENV/bin/python" scripts/fetch_data.py
+
 say "building the release kernel"
 swift build -c release 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
 test -x .build/release/sculpt-kernel || { echo "release build failed" >&2; exit 1; }

@@ -60,3 +60,30 @@ def test_errors_name_line_word_and_suggestion(cells):
 def test_clear_output_waits_for_the_next_output(cells):
     streams = outputs(cells, "echo this line is cleared\nclear wait=yes\necho only this line remains", "stream")
     assert [o.text for o in streams] == ["only this line remains\n"]
+
+
+def test_smollm2_card(cells):
+    [card] = outputs(cells, "model load smollm2", "execute_result")
+    text = card.data["text/plain"]
+    assert "SmolLM2-135M-Instruct" in text
+    assert "134515008" in text and "30" in text
+    progress = [o for o in outputs(cells, "model load smollm2", "display_data")]
+    assert progress and "transient" not in progress[0], "nbclient stores the progress display"
+    assert "done" in progress[0].data["text/plain"], "the stored progress bar is the final, updated one"
+
+
+def test_generation_names_paris(cells):
+    text = "".join(o.text for o in outputs(cells, 'generate "The capital of France is" tokens=12', "stream"))
+    assert text.lstrip().startswith("Paris"), text
+
+
+def test_perplexity_on_persuasion(cells):
+    source = "data text austen split=persuasion\neval ppl tokens=2048 window=512"
+    [table] = outputs(cells, source, "execute_result")
+    text = table.data["text/plain"]
+    assert "persuasion" in text and "tokens scored          2048" in text, text
+    ppl = float(text.split("perplexity per token")[1].split()[0])
+    # A 135M model on Austen: well above 1 and far below the vocabulary size.
+    assert 5 < ppl < 200, ppl
+    [bar] = [o for o in outputs(cells, source, "display_data") if "perplexity [" in o.data["text/plain"]]
+    assert "done" in bar.data["text/plain"]

@@ -1,0 +1,97 @@
+@testable import Commands
+import Display
+import Foundation
+import Workbench
+import XCTest
+
+final class EngineCommandTests: XCTestCase {
+    var session: Session!
+    var output: RecordingOutput!
+    var textPath: String!
+
+    override func setUp() {
+        session = Session()
+        output = RecordingOutput()
+        textPath = NSTemporaryDirectory() + "sculpt-text-\(UUID().uuidString).txt"
+        try? String(repeating: "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.\n", count: 40)
+            .write(toFile: textPath, atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: textPath) }
+
+    @discardableResult
+    func run(_ code: String) throws -> CellOutcome {
+        try CellRunner(session: session).run(code, output: output)
+    }
+
+    func failure(_ code: String) -> CommandError? {
+        do { try run(code); XCTFail("`\(code)` should fail"); return nil } catch { return error as? CommandError }
+    }
+
+    func testCommandsThatNeedAModelSaySo() {
+        for code in ["model info", "eval ppl", "generate \"hi\""] {
+            XCTAssertTrue(failure(code)?.message.contains("no model is loaded") ?? false, code)
+        }
+    }
+
+    func testTinyModelCardIsSeededAndComplete() throws {
+        let card = try run("seed 3\nmodel tiny layers=3 dim=32 heads=4 kv_heads=2 ffn=64").result
+        let text = card?.plainText ?? ""
+        XCTAssertTrue(text.contains("tiny (random, seed 3)"), text)
+        XCTAssertTrue(text.contains("layers           3"), text)
+        XCTAssertNotNil(card?.values["text/html"])
+        let again = Session(seed: 3)
+        _ = try CellRunner(session: again).run("model tiny layers=3 dim=32 heads=4 kv_heads=2 ffn=64", output: RecordingOutput())
+        XCTAssertEqual(session.model?.tokenEmbedding.array, again.model?.tokenEmbedding.array)
+        XCTAssertTrue(failure("model tiny dim=30 heads=4")?.message.contains("do not divide") ?? false)
+        XCTAssertEqual(failure("model tiny layrs=2")?.suggestion, "layers=2")
+    }
+
+    func testEvalPerplexityShowsALiveBarThenATable() throws {
+        let outcome = try run("model tiny\ndata text \"\(textPath!)\"\neval ppl tokens=600 window=128")
+        let table = outcome.result?.plainText ?? ""
+        XCTAssertTrue(table.contains("tokens scored          600"), table)
+        XCTAssertTrue(table.contains("perplexity per token"), table)
+        // One display with an id, updated in place, ending as done.
+        guard case .display(let first, let id?)? = output.events.first(where: { if case .display(_, let id) = $0 { return id != nil } else { return false } }) else {
+            return XCTFail("no progress display")
+        }
+        XCTAssertTrue(first.plainText.hasPrefix("perplexity ["))
+        let updates = output.events.compactMap { event -> MimeBundle? in
+            if case .update(let bundle, let updateID) = event, updateID == id { return bundle }
+            return nil
+        }
+        XCTAssertTrue(updates.last?.plainText.contains("done") ?? false, updates.last?.plainText ?? "no update")
+    }
+
+    func testUnknownSplitSuggestsTheNearest() throws {
+        try run("model tiny")
+        let error = failure("data text \"\(textPath!)\" split=nope")
+        XCTAssertEqual(error?.kind, .badValue)
+        XCTAssertTrue(error?.message.contains("no split nope") ?? false, error?.description ?? "")
+    }
+
+    func testGenerateStreamsText() throws {
+        try run("model tiny")
+        try run("generate \"Hello\" tokens=5")
+        XCTAssertFalse(output.stdout.isEmpty)
+        XCTAssertTrue(output.stdout.hasSuffix("\n"))
+        XCTAssertEqual(failure("generate \"x\" temperature=-1")?.kind, .badValue)
+    }
+
+    func testInterruptingEvalKeepsTheSession() throws {
+        try run("model tiny context=64\ndata text \"\(textPath!)\"")
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { self.session.cancellation.cancel() }
+        let error = failure("eval ppl tokens=1000000 window=16 stride=1")
+        XCTAssertEqual(error?.kind, .interrupted)
+        if case .update(let bundle, _)? = output.events.last { XCTAssertTrue(bundle.plainText.contains("interrupted")) }
+        session.cancellation.reset()
+        XCTAssertNotNil(try run("model info").result, "the model is still there")
+    }
+
+    func testMissingModelFileIsAClearError() {
+        let error = failure("model load /nonexistent/model.gguf")
+        XCTAssertTrue(error?.message.contains("no such file") ?? false, error?.description ?? "")
+        XCTAssertNil(session.model)
+    }
+}
