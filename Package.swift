@@ -28,11 +28,15 @@ let package = Package(
         // Engine side: knows nothing of Jupyter.
         // AVX2 + FMA (Haswell and later) for the vectorized element-wise kernels; every machine Sculpt
         // runs on here has it (and AVX-512). GEMM is OpenBLAS's, which picks its own kernels.
+        // Optimized in debug builds too: the SIMD kernels are generic code that is orders of
+        // magnitude slower unoptimized, and the numeric tests would otherwise take minutes.
         .target(name: "Tensors", dependencies: ["CBLAS"],
-                swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux]))]),
+                swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
+                                .unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Transformer", dependencies: ["Tensors"]),
         .target(name: "Evaluation", dependencies: ["Transformer", "Tensors"]),
-        .target(name: "Workbench", dependencies: ["Evaluation", "Transformer", "Tensors"]),
+        .target(name: "Compression", dependencies: ["Evaluation", "Transformer", "Tensors"]),
+        .target(name: "Workbench", dependencies: ["Compression", "Evaluation", "Transformer", "Tensors"]),
 
         // Presentation and the command language.
         .target(name: "Display"),
@@ -51,6 +55,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Tensors"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Transformer", "Tensors"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Evaluation", "Transformer", "Tensors"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Tensors"]),
     ],
     // Swift 5 mode: the kernel shares lock-guarded state across its threads by design

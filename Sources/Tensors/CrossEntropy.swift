@@ -55,3 +55,33 @@ public func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     while j < count { total += fastExp(x[j] - shift); j += 1 }
     return shift + logf(total)
 }
+
+/// Loss and gradient in one pass, overwriting the logits with their gradient (training never
+/// needs both at once, and a batch's logits are the largest buffer of a step):
+///   losses_i = logsumexp(z_i) − z_i[t_i];   z_i ← scale · (softmax(z_i) − onehot(t_i)), masked rows ← 0.
+/// Returns the number of counted rows.
+@discardableResult
+public func crossEntropyForwardBackward(logitsToGradient z: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
+                                        targets: UnsafePointer<Int32>, rows: Int, vocab: Int, scale: Float) -> Int {
+    let counted = (0..<rows).reduce(0) { $0 + (targets[$1] >= 0 ? 1 : 0) }
+    parallelChunks(rows, minimumChunk: 8) { range in
+        for i in range {
+            let row = z + i * vocab
+            let t = Int(targets[i])
+            guard t >= 0 else {
+                losses[i] = 0
+                row.update(repeating: 0, count: vocab)
+                continue
+            }
+            precondition(t < vocab, "target \(t) outside the vocabulary of \(vocab)")
+            let shift = maximum(row, vocab)
+            let target = row[t]
+            let sum = expShifted(row, row, vocab, shift: shift)
+            losses[i] = shift + logf(sum) - target
+            let inverse = scale / sum
+            for j in 0..<vocab { row[j] *= inverse }
+            row[t] -= scale
+        }
+    }
+    return counted
+}

@@ -5,10 +5,10 @@
 //   weight  (outFeatures, inFeatures)   — a PyTorch [out, in] weight, GGUF ne = [in, out]
 //   out     (rows, outFeatures)
 
-/// out = input · weightᵀ (+ out when `accumulate`).
+/// out = scale · input · weightᵀ (+ out when `accumulate`).
 public func linearForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                          rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
-    gemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
+                          rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false, scale: Float = 1) {
+    gemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures, alpha: scale,
          a: input, lda: inFeatures, b: weight, ldb: inFeatures, beta: accumulate ? 1 : 0, c: out, ldc: outFeatures)
 }
 

@@ -68,9 +68,9 @@ extension LlamaModel {
             for (l, layer) in layers.enumerated() {
                 // Attention: x += Wo · attend(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
                 rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                linearForward(out: w.q.data, input: w.xn.data, weight: layer.wq.data, rows: rows, inFeatures: c.dim, outFeatures: c.dim)
-                linearForward(out: w.k.data, input: w.xn.data, weight: layer.wk.data, rows: rows, inFeatures: c.dim, outFeatures: c.kvDim)
-                linearForward(out: w.v.data, input: w.xn.data, weight: layer.wv.data, rows: rows, inFeatures: c.dim, outFeatures: c.kvDim)
+                project(layer, .q, input: w.xn.data, out: w.q.data, rows: rows)
+                project(layer, .k, input: w.xn.data, out: w.k.data, rows: rows)
+                project(layer, .v, input: w.xn.data, out: w.v.data, rows: rows)
                 ropeForward(x: w.q.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.heads)
                 ropeForward(x: w.k.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.kvHeads)
                 if let cache {
@@ -78,18 +78,27 @@ extension LlamaModel {
                     cache.values[l].data.update(from: w.v.data, count: rows * c.kvDim)
                 }
                 attentionForward(out: w.attention.data, probs: w.probs.data, q: w.q.data, k: w.k.data, v: w.v.data, shape: shape)
-                linearForward(out: w.x.data, input: w.attention.data, weight: layer.wo.data, rows: rows, inFeatures: c.dim, outFeatures: c.dim, accumulate: true)
+                project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
 
                 // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
                 rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                linearForward(out: w.gate.data, input: w.xn.data, weight: layer.wGate.data, rows: rows, inFeatures: c.dim, outFeatures: c.ffnDim)
-                linearForward(out: w.up.data, input: w.xn.data, weight: layer.wUp.data, rows: rows, inFeatures: c.dim, outFeatures: c.ffnDim)
+                project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
+                project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
                 swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * c.ffnDim)
-                linearForward(out: w.x.data, input: w.hidden.data, weight: layer.wDown.data, rows: rows, inFeatures: c.ffnDim, outFeatures: c.dim, accumulate: true)
+                project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
             }
         }
         cache?.advance(by: seq)
         return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn)
+    }
+
+    /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one.
+    @inline(__always)
+    func project(_ layer: LlamaLayer, _ p: Projection, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                 rows: Int, accumulate: Bool = false, training: Bool = false) {
+        let (i, o) = p.shape(config)
+        linearForward(out: out, input: input, weight: layer.weight(p).data, rows: rows, inFeatures: i, outFeatures: o, accumulate: accumulate)
+        layer.adapters[p]?.forward(input: input, out: out, rows: rows, training: training)
     }
 
     /// Final norm and output projection, for all rows or each sequence's last.
@@ -129,19 +138,19 @@ extension LlamaModel {
                 let kRow = cache.keys[l].data + cache.length * c.kvDim
                 let vRow = cache.values[l].data + cache.length * c.kvDim
                 rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.attentionNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
-                linearForward(out: q.data, input: xn.data, weight: layer.wq.data, rows: 1, inFeatures: c.dim, outFeatures: c.dim)
-                linearForward(out: kRow, input: xn.data, weight: layer.wk.data, rows: 1, inFeatures: c.dim, outFeatures: c.kvDim)
-                linearForward(out: vRow, input: xn.data, weight: layer.wv.data, rows: 1, inFeatures: c.dim, outFeatures: c.kvDim)
+                project(layer, .q, input: xn.data, out: q.data, rows: 1)
+                project(layer, .k, input: xn.data, out: kRow, rows: 1)
+                project(layer, .v, input: xn.data, out: vRow, rows: 1)
                 ropeForward(x: q.data, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.heads)
                 ropeForward(x: kRow, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.kvHeads)
                 attentionDecode(out: attention.data, q: q.data, keys: cache.keys[l].data, values: cache.values[l].data,
                                 scores: scores.data, length: cache.length + 1, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
-                linearForward(out: x.data, input: attention.data, weight: layer.wo.data, rows: 1, inFeatures: c.dim, outFeatures: c.dim, accumulate: true)
+                project(layer, .o, input: attention.data, out: x.data, rows: 1, accumulate: true)
                 rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.ffnNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
-                linearForward(out: gate.data, input: xn.data, weight: layer.wGate.data, rows: 1, inFeatures: c.dim, outFeatures: c.ffnDim)
-                linearForward(out: up.data, input: xn.data, weight: layer.wUp.data, rows: 1, inFeatures: c.dim, outFeatures: c.ffnDim)
+                project(layer, .gate, input: xn.data, out: gate.data, rows: 1)
+                project(layer, .up, input: xn.data, out: up.data, rows: 1)
                 swigluForward(out: hidden.data, gate: gate.data, up: up.data, count: c.ffnDim)
-                linearForward(out: x.data, input: hidden.data, weight: layer.wDown.data, rows: 1, inFeatures: c.ffnDim, outFeatures: c.dim, accumulate: true)
+                project(layer, .down, input: hidden.data, out: x.data, rows: 1, accumulate: true)
             }
         }
         cache.advance(by: 1)

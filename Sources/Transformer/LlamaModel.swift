@@ -13,6 +13,20 @@ public final class LlamaLayer: @unchecked Sendable {
     public let wGate: Tensor           // (ffnDim, dim)
     public let wUp: Tensor             // (ffnDim, dim)
     public let wDown: Tensor           // (dim, ffnDim)
+    /// Trainable additions to the projections (LoRA and its elastic forms); empty for the plain model.
+    public var adapters: [Projection: ProjectionAdapter] = [:]
+
+    public func weight(_ p: Projection) -> Tensor {
+        switch p {
+        case .q: return wq
+        case .k: return wk
+        case .v: return wv
+        case .o: return wo
+        case .gate: return wGate
+        case .up: return wUp
+        case .down: return wDown
+        }
+    }
 
     init(_ c: LlamaConfiguration) {
         attentionNorm = Tensor(zeros: [c.dim])
@@ -73,7 +87,10 @@ public final class LlamaModel: @unchecked Sendable {
 
     // MARK: Random initialization
 
-    /// A small model with random weights (normal, std 0.02; norms at 1), the same for the same seed.
+    /// A small model with random weights, the same for the same seed: projections N(0, 0.02²) as
+    /// Hugging Face initializes LLaMA, norms at 1, and the tied embedding N(0, 0.1²). The wider
+    /// embedding matters because the output head is frozen during adapter training: with 0.02 the
+    /// logits of a 64-wide model cannot leave ±1.3, and no adapter could make it learn much.
     public static func random(config: LlamaConfiguration, seed: UInt64, tokenizer: ByteLevelBPE? = nil) -> LlamaModel {
         let model = LlamaModel(config: config, tokenizer: tokenizer ?? .bytes())
         var rng = SeededGenerator(seed: seed)
@@ -81,7 +98,7 @@ public final class LlamaModel: @unchecked Sendable {
             if name.hasSuffix("norm.weight") {
                 weight.fill(1)
             } else {
-                rng.fillNormal(weight, std: 0.02)
+                rng.fillNormal(weight, std: name == "token_embd.weight" ? 0.1 : 0.02)
             }
         }
         return model

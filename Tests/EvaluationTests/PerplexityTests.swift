@@ -34,9 +34,9 @@ final class PerplexityTests: XCTestCase {
             XCTAssertEqual(result.tokens, tokens.count - 1, "window \(window) stride \(stride)")
             XCTAssertGreaterThan(result.perplexityPerToken, 1)
         }
-        // A random model is close to uniform over 256 bytes.
+        // A random model is within a factor of two of uniform over 256 bytes.
         let result = try Perplexity.evaluate(model: model, tokens: tokens, parameters: .init(window: 32, stride: 32))
-        XCTAssertEqual(result.perplexityPerToken, 256, accuracy: 40)
+        XCTAssertTrue((128...512).contains(result.perplexityPerToken), "\(result.perplexityPerToken)")
     }
 
     func testCancellationStopsBetweenWindows() {

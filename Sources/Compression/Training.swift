@@ -1,0 +1,106 @@
+import Foundation
+import Tensors
+import Transformer
+
+/// Adapter training on a frozen model: AdamW, linear warm-up then cosine decay, gradient
+/// clipping and accumulation, validation every few steps. Seeded: the same seed and data give
+/// the same losses.
+public enum Training {
+    /// The recipe. Defaults follow the LoRA papers this family builds on (AdamW, 3e-4, clip 1).
+    public struct Parameters: Sendable {
+        public var steps: Int
+        public var learningRate: Float = 3e-4
+        /// Sequences per micro-batch and tokens per sequence.
+        public var batch: Int = 4
+        public var seq: Int = 128
+        public var warmup: Int = 0
+        /// Micro-batches per optimizer step.
+        public var accumulate: Int = 1
+        /// Validate every this many steps (0: only at the end).
+        public var evalEvery: Int = 0
+        /// Fixed validation batches per validation.
+        public var validationBatches: Int = 4
+        public var weightDecay: Float = 0
+        /// Largest global gradient norm (0: no clipping).
+        public var clip: Float = 1
+        public var seed: UInt64 = 0
+
+        public init(steps: Int) { self.steps = steps }
+    }
+
+    /// Reported after every step.
+    public struct Event: Sendable {
+        public var step: Int
+        public var steps: Int
+        public var trainLoss: Double
+        /// Set on the steps that validated.
+        public var validationLoss: Double?
+        public var learningRate: Float
+        public var gradientNorm: Float
+        public var tokensPerSecond: Double
+        public var elapsed: Double
+    }
+
+    public struct Result: Sendable {
+        public var events: [Event]
+        public var interrupted: Bool
+        public var seconds: Double
+        public var finalValidationLoss: Double?
+    }
+
+    /// Mean loss over the fixed validation batches (inference path, no gradients).
+    public static func validationLoss(model: LlamaModel, data: TrainingData, batch: Int, seq: Int, batches: Int) -> Double {
+        var sum = 0.0, counted = 0
+        let workspace = ForwardWorkspace(config: model.config, batch: batch, seq: seq)
+        for index in 0..<min(batches, data.fixedCount(batch: batch, seq: seq)) {
+            let (tokens, targets) = data.fixed(index: index, batch: batch, seq: seq)
+            let (s, c) = model.loss(tokens: tokens, targets: targets, batch: batch, seq: seq, workspace: workspace)
+            sum += s
+            counted += c
+        }
+        return sum / Double(max(1, counted))
+    }
+
+    /// Trains `adapters` (already attached to `model`). Cancellation is checked between
+    /// micro-batches: an interrupted run keeps the adapters as trained so far.
+    public static func run(model: LlamaModel, adapters: LoRASet, train: TrainingData, validation: TrainingData?,
+                           parameters p: Parameters, cancellation: CancellationToken? = nil,
+                           progress: ((Event) -> Void)? = nil) -> Result {
+        precondition(!adapters.isMerged, "unmerge the adapters before training")
+        let optimizer = AdamW(parameters: adapters.parameters, weightDecay: p.weightDecay)
+        let schedule = LearningRateSchedule(peak: p.learningRate, warmup: p.warmup, total: p.steps)
+        let workspace = TrainingWorkspace(config: model.config, batch: p.batch, seq: p.seq)
+        var rng = SeededGenerator(seed: p.seed)
+        var events = [Event]()
+        let started = Date()
+        var tokens = 0
+        var interrupted = false
+
+        stepLoop: for step in 0..<p.steps {
+            adapters.zeroGradients()
+            var lossSum = 0.0, counted = 0
+            for _ in 0..<p.accumulate {
+                if cancellation?.isCancelled == true { interrupted = true; break stepLoop }
+                let (x, y) = train.sample(batch: p.batch, seq: p.seq, rng: &rng)
+                let (s, c) = model.trainingStep(tokens: x, targets: y, workspace: workspace, gradientScale: 1 / Float(p.accumulate))
+                lossSum += s
+                counted += c
+                tokens += x.count
+            }
+            let norm = optimizer.clipGradients(maxNorm: p.clip)
+            let lr = schedule.rate(at: step)
+            optimizer.update(learningRate: lr)
+            var event = Event(step: step + 1, steps: p.steps, trainLoss: lossSum / Double(max(1, counted)), validationLoss: nil,
+                              learningRate: lr, gradientNorm: norm, tokensPerSecond: Double(tokens) / Date().timeIntervalSince(started),
+                              elapsed: Date().timeIntervalSince(started))
+            let last = step + 1 == p.steps
+            if let validation, (p.evalEvery > 0 && (step + 1) % p.evalEvery == 0) || last {
+                event.validationLoss = validationLoss(model: model, data: validation, batch: p.batch, seq: p.seq, batches: p.validationBatches)
+            }
+            events.append(event)
+            progress?(event)
+        }
+        return Result(events: events, interrupted: interrupted, seconds: Date().timeIntervalSince(started),
+                      finalValidationLoss: events.last(where: { $0.validationLoss != nil })?.validationLoss)
+    }
+}

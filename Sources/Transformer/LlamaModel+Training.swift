@@ -1,0 +1,170 @@
+import Foundation
+import Tensors
+
+/// Everything one training step keeps from its forward pass for its backward pass, and the
+/// backward's own buffers, for one batch shape. Reused across steps.
+public final class TrainingWorkspace {
+    public let batch: Int
+    public let seq: Int
+    let rows: Int
+
+    /// Per layer: exactly the activations backward reads.
+    final class LayerActivations {
+        let xIn, xn1, q, k, v, attention, xMid, xn2: Tensor   // (rows, dim or kvDim)
+        let gate, up, hidden: Tensor                            // (rows, ffnDim)
+        let rstd1, rstd2: Tensor                                // (rows)
+        let probs: Tensor                                       // (batch, heads, seq, seq)
+
+        init(_ c: LlamaConfiguration, batch: Int, seq: Int) {
+            let rows = batch * seq
+            xIn = Tensor(zeros: [rows, c.dim]); xn1 = Tensor(zeros: [rows, c.dim])
+            q = Tensor(zeros: [rows, c.dim]); k = Tensor(zeros: [rows, c.kvDim]); v = Tensor(zeros: [rows, c.kvDim])
+            attention = Tensor(zeros: [rows, c.dim]); xMid = Tensor(zeros: [rows, c.dim]); xn2 = Tensor(zeros: [rows, c.dim])
+            gate = Tensor(zeros: [rows, c.ffnDim]); up = Tensor(zeros: [rows, c.ffnDim]); hidden = Tensor(zeros: [rows, c.ffnDim])
+            rstd1 = Tensor(zeros: [rows]); rstd2 = Tensor(zeros: [rows])
+            probs = Tensor(zeros: [batch, c.heads, seq, seq])
+        }
+    }
+
+    let layers: [LayerActivations]
+    let xFinal, xnFinal, rstdFinal: Tensor
+    /// Logits, overwritten by their gradient.
+    let logits: Tensor
+    let losses: Tensor
+    // Backward buffers.
+    let dx, dxn, dAttention, dq, dk, dv, dHidden, dGate, dUp: Tensor
+    let positions: [Int32]
+
+    public init(config c: LlamaConfiguration, batch: Int, seq: Int) {
+        self.batch = batch
+        self.seq = seq
+        rows = batch * seq
+        layers = (0..<c.layers).map { _ in LayerActivations(c, batch: batch, seq: seq) }
+        xFinal = Tensor(zeros: [rows, c.dim]); xnFinal = Tensor(zeros: [rows, c.dim]); rstdFinal = Tensor(zeros: [rows])
+        logits = Tensor(zeros: [rows, c.vocabSize]); losses = Tensor(zeros: [rows])
+        dx = Tensor(zeros: [rows, c.dim]); dxn = Tensor(zeros: [rows, c.dim]); dAttention = Tensor(zeros: [rows, c.dim])
+        dq = Tensor(zeros: [rows, c.dim]); dk = Tensor(zeros: [rows, c.kvDim]); dv = Tensor(zeros: [rows, c.kvDim])
+        dHidden = Tensor(zeros: [rows, c.ffnDim]); dGate = Tensor(zeros: [rows, c.ffnDim]); dUp = Tensor(zeros: [rows, c.ffnDim])
+        positions = (0..<rows).map { Int32($0 % seq) }
+    }
+
+    /// Bytes held, for memory reports.
+    public var byteCount: Int {
+        let perLayer = layers.first.map { l in [l.xIn, l.xn1, l.q, l.k, l.v, l.attention, l.xMid, l.xn2, l.gate, l.up, l.hidden, l.rstd1, l.rstd2, l.probs].reduce(0) { $0 + $1.byteCount } } ?? 0
+        return perLayer * layers.count + [xFinal, xnFinal, logits, dx, dxn, dAttention, dq, dk, dv, dHidden, dGate, dUp].reduce(0) { $0 + $1.byteCount }
+    }
+}
+
+extension LlamaModel {
+    /// One forward and backward pass on `batch` sequences: returns the summed loss over counted
+    /// targets and their count. Gradients reach only the adapters (scaled by `gradientScale /
+    /// counted`, so a mean loss); frozen weights get none and need no buffers.
+    /// `targets[i]` is the token row i should predict, or −1 to leave row i out of the loss.
+    public func trainingStep(tokens: [Int32], targets: [Int32], workspace w: TrainingWorkspace,
+                             gradientScale: Float = 1) -> (lossSum: Double, counted: Int) {
+        let c = config
+        let rows = w.rows
+        precondition(tokens.count == rows && targets.count == rows, "tokens and targets must be batch × seq")
+        let shape = AttentionShape(batch: w.batch, seq: w.seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+
+        // Forward, keeping what backward needs.
+        tokens.withUnsafeBufferPointer {
+            embeddingForward(out: w.layers.first?.xIn.data ?? w.xFinal.data, tokens: $0.baseAddress!, table: tokenEmbedding.data,
+                             rows: rows, channels: c.dim, vocab: c.vocabSize)
+        }
+        w.positions.withUnsafeBufferPointer { pp in
+            let positions = pp.baseAddress!
+            for (l, layer) in layers.enumerated() {
+                let a = w.layers[l]
+                rmsNormForward(out: a.xn1.data, rstd: a.rstd1.data, input: a.xIn.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+                project(layer, .q, input: a.xn1.data, out: a.q.data, rows: rows, training: true)
+                project(layer, .k, input: a.xn1.data, out: a.k.data, rows: rows, training: true)
+                project(layer, .v, input: a.xn1.data, out: a.v.data, rows: rows, training: true)
+                ropeForward(x: a.q.data, positions: positions, table: rope, rows: rows, heads: c.heads)
+                ropeForward(x: a.k.data, positions: positions, table: rope, rows: rows, heads: c.kvHeads)
+                attentionForward(out: a.attention.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data, shape: shape)
+                a.xMid.data.update(from: a.xIn.data, count: rows * c.dim)
+                project(layer, .o, input: a.attention.data, out: a.xMid.data, rows: rows, accumulate: true, training: true)
+                rmsNormForward(out: a.xn2.data, rstd: a.rstd2.data, input: a.xMid.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+                project(layer, .gate, input: a.xn2.data, out: a.gate.data, rows: rows, training: true)
+                project(layer, .up, input: a.xn2.data, out: a.up.data, rows: rows, training: true)
+                swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, count: rows * c.ffnDim)
+                let next = l + 1 < layers.count ? w.layers[l + 1].xIn : w.xFinal
+                next.data.update(from: a.xMid.data, count: rows * c.dim)
+                project(layer, .down, input: a.hidden.data, out: next.data, rows: rows, accumulate: true, training: true)
+            }
+        }
+        rmsNormForward(out: w.xnFinal.data, rstd: w.rstdFinal.data, input: w.xFinal.data, weight: finalNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+        linearForward(out: w.logits.data, input: w.xnFinal.data, weight: outputProjection.data, rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
+
+        // Loss and its gradient: mean over counted targets.
+        let counted = targets.withUnsafeBufferPointer { t in t.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
+        guard counted > 0 else { return (0, 0) }
+        targets.withUnsafeBufferPointer {
+            _ = crossEntropyForwardBackward(logitsToGradient: w.logits.data, losses: w.losses.data, targets: $0.baseAddress!,
+                                            rows: rows, vocab: c.vocabSize, scale: gradientScale / Float(counted))
+        }
+        var lossSum = 0.0
+        for i in 0..<rows { lossSum += Double(w.losses[i]) }
+
+        // Backward through the frozen model: only input gradients, plus the adapters' own.
+        w.dxn.zero()
+        linearBackward(dInput: w.dxn.data, dWeight: nil, dOut: w.logits.data, input: w.xnFinal.data, weight: outputProjection.data,
+                       rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
+        w.dx.zero()
+        rmsNormBackward(dInput: w.dx.data, dWeight: nil, dOut: w.dxn.data, input: w.xFinal.data, weight: finalNorm.data,
+                        rstd: w.rstdFinal.data, rows: rows, channels: c.dim)
+        w.positions.withUnsafeBufferPointer { pp in
+            let positions = pp.baseAddress!
+            for l in stride(from: layers.count - 1, through: 0, by: -1) {
+                let layer = layers[l], a = w.layers[l]
+                // MLP: x_out = x_mid + down(silu(gate(n₂)) ⊙ up(n₂)), n₂ = norm(x_mid)
+                w.dHidden.zero()
+                projectBackward(layer, .down, dOut: w.dx.data, input: a.hidden.data, dInput: w.dHidden.data, rows: rows)
+                w.dGate.zero(); w.dUp.zero()
+                swigluBackward(dGate: w.dGate.data, dUp: w.dUp.data, dOut: w.dHidden.data, gate: a.gate.data, up: a.up.data, count: rows * c.ffnDim)
+                w.dxn.zero()
+                projectBackward(layer, .gate, dOut: w.dGate.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .up, dOut: w.dUp.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
+                rmsNormBackward(dInput: w.dx.data, dWeight: nil, dOut: w.dxn.data, input: a.xMid.data, weight: layer.ffnNorm.data,
+                                rstd: a.rstd2.data, rows: rows, channels: c.dim)
+                // Attention: x_mid = x_in + o(attend(rope(q(n₁)), rope(k(n₁)), v(n₁))), n₁ = norm(x_in)
+                w.dAttention.zero()
+                projectBackward(layer, .o, dOut: w.dx.data, input: a.attention.data, dInput: w.dAttention.data, rows: rows)
+                w.dq.zero(); w.dk.zero(); w.dv.zero()
+                attentionBackward(dq: w.dq.data, dk: w.dk.data, dv: w.dv.data, dOut: w.dAttention.data, q: a.q.data, k: a.k.data, v: a.v.data,
+                                  probs: a.probs.data, shape: shape)
+                ropeBackward(dx: w.dq.data, positions: positions, table: rope, rows: rows, heads: c.heads)
+                ropeBackward(dx: w.dk.data, positions: positions, table: rope, rows: rows, heads: c.kvHeads)
+                w.dxn.zero()
+                projectBackward(layer, .q, dOut: w.dq.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .k, dOut: w.dk.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .v, dOut: w.dv.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
+                rmsNormBackward(dInput: w.dx.data, dWeight: nil, dOut: w.dxn.data, input: a.xIn.data, weight: layer.attentionNorm.data,
+                                rstd: a.rstd1.data, rows: rows, channels: c.dim)
+            }
+        }
+        return (lossSum, counted)
+    }
+
+    /// dInput += dOut · W for a frozen projection, plus its adapter's backward.
+    @inline(__always)
+    func projectBackward(_ layer: LlamaLayer, _ p: Projection, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                         dInput: UnsafeMutablePointer<Float>, rows: Int) {
+        let (i, o) = p.shape(config)
+        linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input: input, weight: layer.weight(p).data, rows: rows, inFeatures: i, outFeatures: o)
+        layer.adapters[p]?.backward(dOut: dOut, input: input, dInput: dInput, rows: rows)
+    }
+
+    /// Summed loss and counted targets without gradients (validation), on the inference path.
+    public func loss(tokens: [Int32], targets: [Int32], batch: Int, seq: Int, workspace: ForwardWorkspace? = nil) -> (lossSum: Double, counted: Int) {
+        let logits = forward(tokens: tokens, batch: batch, seq: seq, logits: .all, workspace: workspace)
+        let losses = Tensor(zeros: [batch * seq])
+        let counted = targets.withUnsafeBufferPointer {
+            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: batch * seq, vocab: config.vocabSize)
+        }
+        var sum = 0.0
+        for i in 0..<(batch * seq) { sum += Double(losses[i]) }
+        return (sum, counted)
+    }
+}

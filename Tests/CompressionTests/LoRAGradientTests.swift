@@ -1,0 +1,106 @@
+@testable import Compression
+import Foundation
+import Tensors
+import Transformer
+import XCTest
+
+final class LoRAGradientTests: XCTestCase {
+    let config = try! LlamaConfiguration(layers: 2, dim: 16, ffnDim: 32, heads: 4, kvHeads: 2, vocabSize: 256, contextLength: 32)
+
+    /// The whole model's adapter gradients against finite differences of its loss.
+    func testFullModelAdapterGradientsMatchFiniteDifferences() throws {
+        let model = LlamaModel.random(config: config, seed: 11)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 2, alpha: 4, targets: Projection.allCases), seed: 3)
+        // Give B non-zero values so every path carries gradient.
+        var rng = SeededGenerator(seed: 4)
+        for (_, _, adapter) in lora.ordered { rng.fillNormal(adapter.b, std: 0.3) }
+        let (batch, seq) = (2, 6)
+        let tokens: [Int32] = (0..<(batch * seq)).map { Int32(($0 * 37 + 11) % 256) }
+        var targets: [Int32] = (0..<(batch * seq)).map { Int32(($0 * 53 + 5) % 256) }
+        targets[3] = -1
+        let workspace = TrainingWorkspace(config: config, batch: batch, seq: seq)
+
+        lora.zeroGradients()
+        let (sum, counted) = model.trainingStep(tokens: tokens, targets: targets, workspace: workspace)
+        XCTAssertEqual(counted, batch * seq - 1)
+        // The training forward's loss equals the inference path's.
+        let (inference, _) = model.loss(tokens: tokens, targets: targets, batch: batch, seq: seq)
+        XCTAssertEqual(sum, inference, accuracy: 1e-3)
+
+        func meanLoss() -> Double {
+            let (s, c) = model.loss(tokens: tokens, targets: targets, batch: batch, seq: seq)
+            return s / Double(c)
+        }
+        var worst: Float = 0
+        var checked = 0
+        for (l, p, adapter) in lora.ordered {
+            for (name, parameter, gradient) in [("A", adapter.a, adapter.gradA), ("B", adapter.b, adapter.gradB)] {
+                for i in stride(from: 0, to: parameter.count, by: 5) {
+                    let saved = parameter[i]
+                    parameter[i] = saved + 1e-2; let plus = meanLoss()
+                    parameter[i] = saved - 1e-2; let minus = meanLoss()
+                    parameter[i] = saved
+                    let numeric = Float((plus - minus) / 2e-2)
+                    let error = abs(numeric - gradient[i]) / max(1e-2, abs(numeric), abs(gradient[i]))
+                    if error > worst { worst = error }
+                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 100)
+    }
+
+    func testDropoutGradientMatchesItsOwnMask() {
+        // One adapter alone: with dropout, the backward must use the forward's mask.
+        let adapter = LoRAAdapter(inFeatures: 6, outFeatures: 5, rank: 2, alpha: 2, dropout: 0.5, seed: 1)
+        var rng = SeededGenerator(seed: 2)
+        rng.fillNormal(adapter.b, std: 1)
+        let x = Tensor(zeros: [3, 6]); rng.fillNormal(x, std: 1)
+        let r = Tensor(zeros: [3, 5]); rng.fillNormal(r, std: 1)
+        let y = Tensor(zeros: [3, 5])
+        adapter.forward(input: x.data, out: y.data, rows: 3, training: true)
+        let dx = Tensor(zeros: [3, 6])
+        adapter.backward(dOut: r.data, input: x.data, dInput: dx.data, rows: 3)
+        // Recompute Σ r ⊙ Δ(x) with the same mask by replaying the forward on a copy of the state:
+        // dX is zero exactly where the mask dropped the input.
+        let dropped = (0..<18).filter { dx[$0] == 0 }.count
+        XCTAssertGreaterThan(dropped, 0)
+        XCTAssertLessThan(dropped, 18)
+    }
+
+    func testMergeEqualsTheAdapterPathAndUnmergeRestores() throws {
+        let model = LlamaModel.random(config: config, seed: 12)
+        let original = model.layers[0].wq.array
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 4, alpha: 8, targets: [.q, .v, .down]), seed: 5)
+        var rng = SeededGenerator(seed: 6)
+        for (_, _, adapter) in lora.ordered { rng.fillNormal(adapter.b, std: 0.2) }
+        let tokens: [Int32] = [1, 2, 3, 4, 5]
+        let adapted = model.forward(tokens: tokens, batch: 1, seq: 5, logits: .all).array
+        lora.merge(into: model)
+        let merged = model.forward(tokens: tokens, batch: 1, seq: 5, logits: .all).array
+        XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 1e-4)
+        lora.unmerge(from: model)
+        XCTAssertLessThan(zip(original, model.layers[0].wq.array).map { abs($0 - $1) }.max()!, 1e-6)
+    }
+
+    func testScheduleWarmsUpThenDecays() {
+        let s = LearningRateSchedule(peak: 1, warmup: 4, total: 20)
+        XCTAssertEqual(s.rate(at: 0), 0.25)
+        XCTAssertEqual(s.rate(at: 3), 1)
+        XCTAssertEqual(s.rate(at: 4), 1, accuracy: 1e-6)
+        XCTAssertLessThan(s.rate(at: 12), 1)
+        XCTAssertEqual(s.rate(at: 20), 0, accuracy: 1e-6)
+    }
+
+    func testAdamWDecouplesWeightDecay() {
+        let p = Tensor(shape: [1], values: [1]), g = Tensor(shape: [1], values: [0])
+        let opt = AdamW(parameters: [(p, g)], weightDecay: 0.1)
+        opt.update(learningRate: 0.5)
+        // Zero gradient: only decay acts, p ← p − lr·λ·p.
+        XCTAssertEqual(p[0], 1 - 0.5 * 0.1, accuracy: 1e-6)
+        g[0] = 3
+        XCTAssertEqual(opt.clipGradients(maxNorm: 1), 3)
+        XCTAssertEqual(g[0], 1, accuracy: 1e-5)
+    }
+}
