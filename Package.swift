@@ -40,7 +40,7 @@ let package = Package(
 
         // Presentation and the command language.
         .target(name: "Display"),
-        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation"]),
+        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation", "Compression", "Transformer"]),
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [

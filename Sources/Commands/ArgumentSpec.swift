@@ -14,6 +14,8 @@ public struct ArgumentSpec: Sendable {
         case number(ClosedRange<Double>)
         case choice([String])
         case flag
+        /// Comma-separated values from a set (`q,k,v`); `all` stands for every one.
+        case choiceList([String])
         case text
         /// Every remaining positional word, joined by single spaces.
         case words
@@ -38,6 +40,7 @@ public struct ArgumentSpec: Sendable {
     public var choices: [String] {
         switch type {
         case .choice(let values): return values
+        case .choiceList(let values): return values + ["all"]
         case .flag: return ["yes", "no"]
         default: return []
         }
@@ -51,6 +54,7 @@ public struct ArgumentSpec: Sendable {
         case .number(let range):
             return range.upperBound.isInfinite ? "number ≥ \(range.lowerBound.formatted)" : "number \(range.lowerBound.formatted)…\(range.upperBound.formatted)"
         case .choice(let values): return values.joined(separator: "|")
+        case .choiceList(let values): return "list of " + values.joined(separator: ",") + " (or all)"
         case .flag: return "yes|no"
         case .text: return "text"
         case .words: return "text…"
@@ -65,7 +69,7 @@ public struct ArgumentSpec: Sendable {
             return required ? word : "[\(word)]"
         case .option:
             let value: String
-            if case .choice(let values) = type { value = values.joined(separator: "|") } else if case .flag = type { value = "yes|no" } else { value = name.uppercased() }
+            if case .choice(let values) = type { value = values.joined(separator: "|") } else if case .flag = type { value = "yes|no" } else if case .choiceList = type { value = "A,B,…" } else { value = name.uppercased() }
             return "[\(name)=\(value)]"
         }
     }
@@ -102,6 +106,17 @@ public struct ArgumentSpec: Sendable {
             case "no", "false", "off", "0": return .flag(false)
             default: throw CommandError(.badValue, "`\(name)` must be yes or no, not `\(raw)`", word: raw)
             }
+        case .choiceList(let values):
+            if raw.lowercased() == "all" { return .list(values) }
+            var out = [String]()
+            for item in raw.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard let match = values.first(where: { $0.caseInsensitiveCompare(item) == .orderedSame }) else {
+                    throw CommandError(.badValue, "`\(name)` takes \(values.joined(separator: ",")) (or all), not `\(item)`",
+                                       word: raw, suggestion: nearest(item, in: values))
+                }
+                if !out.contains(match) { out.append(match) }
+            }
+            return .list(out)
         case .text, .words:
             return .text(raw)
         }
@@ -125,6 +140,7 @@ public enum ArgumentValue: Equatable, Sendable {
     case number(Double)
     case text(String)
     case flag(Bool)
+    case list([String])
 }
 
 /// The parsed arguments of one command line, by name, defaults applied.
@@ -155,6 +171,11 @@ public struct Arguments: Sendable {
 
     public func flag(_ name: String) -> Bool? {
         if case .flag(let b)? = values[name] { return b }
+        return nil
+    }
+
+    public func list(_ name: String) -> [String]? {
+        if case .list(let l)? = values[name] { return l }
         return nil
     }
 }

@@ -45,15 +45,25 @@ extension CommandTable {
             // The command's first word.
             offer(verbs.map { verb in (verb, "command", family(verb).count == 1 ? family(verb)[0].summary : "\(verb) …") })
             if partial.hasPrefix("?") { start += 1 }
-        } else if words.count == 1, family(words[0]).contains(where: { $0.nameWords.count == 2 }) {
+        } else if words.count == 1, !partial.contains("="), family(words[0]).contains(where: { $0.nameWords.count == 2 }) {
+            // A subcommand (`model lo|`), or, for a verb that is also a command itself (`lora`), its options.
             offer(family(words[0]).compactMap { $0.nameWords.count == 2 ? ($0.nameWords[1], "command", $0.summary) : nil })
+            if let own = command(named: words[0]) {
+                offer(own.options.map { ($0.name + "=", "option", "\($0.name)=\($0.typeDescription): \($0.help)") })
+            }
         } else if let (command, used) = try? resolve(words.map { Token(text: $0, column: 0, raw: $0) }) {
             let given = Array(words.dropFirst(used))
             if let eq = partial.firstIndex(of: "=") {
                 // A value: `key=par|`.
                 let key = String(partial[..<eq])
-                let valuePrefix = String(partial[partial.index(after: eq)...])
+                var valuePrefix = String(partial[partial.index(after: eq)...])
                 start = wordStart + key.unicodeScalars.count + 1
+                if let spec = command.options.first(where: { $0.name == key }), case .choiceList = spec.type,
+                   let comma = valuePrefix.lastIndex(of: ",") {
+                    // A list: complete its last item.
+                    start += valuePrefix[...comma].unicodeScalars.count
+                    valuePrefix = String(valuePrefix[valuePrefix.index(after: comma)...])
+                }
                 if let spec = command.options.first(where: { $0.name == key }) {
                     for value in spec.choices where value.hasPrefix(valuePrefix) {
                         matches.append(value)

@@ -39,6 +39,18 @@ public enum Training {
         public var gradientNorm: Float
         public var tokensPerSecond: Double
         public var elapsed: Double
+
+        public init(step: Int, steps: Int, trainLoss: Double, validationLoss: Double?, learningRate: Float,
+                    gradientNorm: Float, tokensPerSecond: Double, elapsed: Double) {
+            self.step = step
+            self.steps = steps
+            self.trainLoss = trainLoss
+            self.validationLoss = validationLoss
+            self.learningRate = learningRate
+            self.gradientNorm = gradientNorm
+            self.tokensPerSecond = tokensPerSecond
+            self.elapsed = elapsed
+        }
     }
 
     public struct Result: Sendable {

@@ -1,3 +1,4 @@
+import Compression
 import Evaluation
 import Foundation
 import Tensors
@@ -20,6 +21,9 @@ public final class Session {
     public private(set) var evaluationSplit: String?
     /// Token streams by split, for the current model's tokenizer.
     private var tokenCache = [String: [Int32]]()
+    /// LoRA adapters attached to the model, and every training step taken with them.
+    public internal(set) var lora: LoRASet?
+    public internal(set) var trainingHistory = [Training.Event]()
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -34,6 +38,8 @@ public final class Session {
         corpus = nil
         evaluationSplit = nil
         tokenCache = [:]
+        lora = nil
+        trainingHistory = []
     }
 
     // MARK: Models
@@ -77,6 +83,8 @@ public final class Session {
         self.model = model
         modelCard = card
         tokenCache = [:]
+        lora = nil
+        trainingHistory = []
     }
 
     public func requireModel() throws -> LlamaModel {
@@ -142,6 +150,12 @@ public final class Session {
             rows.append(("model", "\(modelCard.name): \(modelCard.config.layers) layers, \(formatCount(Double(modelCard.parameters))) parameters"))
         } else {
             rows.append(("model", "none"))
+        }
+        if let lora {
+            let c = lora.configuration
+            rows.append(("adapters", "LoRA rank \(c.rank), alpha \(formatCount(Double(c.alpha))) on \(c.targets.map(\.rawValue).joined(separator: ",")): "
+                         + "\(formatCount(Double(lora.parameterCount))) parameters" + (lora.isMerged ? ", merged" : "")
+                         + (trainingHistory.isEmpty ? "" : ", \(trainingHistory.last!.step) steps trained")))
         }
         if let corpus, let evaluationSplit {
             rows.append(("data", "\(corpus.name), evaluating on \(evaluationSplit)"))

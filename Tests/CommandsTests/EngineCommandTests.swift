@@ -95,3 +95,51 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertNil(session.model)
     }
 }
+
+final class AdapterCommandTests: XCTestCase {
+    func testLoRATrainSaveLoadMergeFromCommands() throws {
+        let session = Session()
+        let output = RecordingOutput()
+        let runner = CellRunner(session: session)
+        let text = String(repeating: "She was the youngest of the two daughters of a most affectionate, indulgent father. ", count: 40)
+        let textPath = NSTemporaryDirectory() + "sculpt-train-\(UUID().uuidString).txt"
+        try text.write(toFile: textPath, atomically: true, encoding: .utf8)
+        let adapterPath = NSTemporaryDirectory() + "sculpt-adapters-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: textPath); try? FileManager.default.removeItem(atPath: adapterPath) }
+
+        let table = try runner.run("model tiny\ndata text \"\(textPath)\"\nlora rank=4 alpha=8 targets=q,v,down", output: output).result
+        XCTAssertTrue(table?.plainText.contains("total") ?? false)
+        let done = try runner.run("train steps=12 lr=1e-2 batch=2 seq=32 val_split=\(URL(fileURLWithPath: textPath).deletingPathExtension().lastPathComponent)", output: output).result
+        XCTAssertTrue(done?.plainText.contains("12 (total trained: 12)") ?? false, done?.plainText ?? "")
+        // One display, updated in place, carrying the curve in four forms.
+        let updates = output.events.compactMap { event -> MimeBundle? in
+            if case .update(let bundle, let id) = event, id.hasPrefix("training-") { return bundle }
+            return nil
+        }
+        let last = try XCTUnwrap(updates.last)
+        XCTAssertEqual(Set(last.values.keys), ["text/plain", "text/html", "image/svg+xml", "application/vnd.vegalite.v5+json", "application/json"])
+        XCTAssertTrue(last.plainText.contains("done"), last.plainText)
+        XCTAssertEqual(session.trainingHistory.last?.step, 12)
+
+        _ = try runner.run("adapters save \"\(adapterPath)\"", output: output)
+        let before = try runner.run("eval ppl tokens=200 window=64", output: output).result?.plainText
+        _ = try runner.run("adapters load \"\(adapterPath)\"", output: output)
+        XCTAssertEqual(try runner.run("eval ppl tokens=200 window=64", output: output).result?.plainText.components(separatedBy: "\n").prefix(6),
+                       before?.components(separatedBy: "\n").prefix(6))
+        _ = try runner.run("lora merge", output: output)
+        XCTAssertThrowsError(try runner.run("train steps=1", output: output)) { XCTAssertTrue("\($0)".contains("unmerge")) }
+        _ = try runner.run("lora unmerge\ntrain steps=1 batch=2 seq=32", output: output)
+    }
+
+    func testLoRAArgumentErrors() {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        XCTAssertThrowsError(try runner.run("model tiny\nlora targets=q,x", output: RecordingOutput())) {
+            XCTAssertEqual(($0 as? CommandError)?.kind, .badValue)
+        }
+        XCTAssertThrowsError(try runner.run("train steps=1", output: RecordingOutput())) {
+            XCTAssertTrue("\($0)".contains("no adapters") || "\($0)".contains("no text"), "\($0)")
+        }
+        XCTAssertEqual(CommandTable.standard.complete("lora targets=q,k,u", cursor: 18).matches, ["up"])
+    }
+}

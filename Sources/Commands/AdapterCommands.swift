@@ -1,0 +1,93 @@
+import Compression
+import Display
+import Foundation
+import Transformer
+import Workbench
+
+extension CommandTable {
+    static let adapterCommands: [Command] = [
+        Command("lora", summary: "Attach LoRA adapters to the model's projections (replacing any)",
+                details: "y = W x + (alpha/rank) · B A x on each target projection of every layer; A starts Kaiming-uniform and "
+                    + "B at zero, so the model is unchanged until `train`. Seeded by `seed`. Targets: q, k, v, o (attention), "
+                    + "gate, up, down (MLP).",
+                arguments: [
+                    .option("rank", .integer(1...1024), default: "8", help: "the adapters' rank r"),
+                    .option("alpha", .number(0...100_000), default: "16", help: "scale numerator: s = alpha / rank"),
+                    .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), default: "q,k,v,up,down", help: "projections to adapt"),
+                    .option("dropout", .number(0...0.9), default: "0", help: "dropout on the adapters' input while training"),
+                ],
+                examples: ["lora rank=8 alpha=16 targets=q,k,v,up,down", "lora rank=32 alpha=64 targets=all dropout=0.1"]) { arguments, context in
+            let targets = (arguments.list("targets") ?? []).compactMap(Projection.init(rawValue:))
+            let set = try context.session.attachLoRA(LoRAConfiguration(rank: arguments.integer("rank")!, alpha: Float(arguments.number("alpha")!),
+                                                                       targets: targets, dropout: Float(arguments.number("dropout")!)))
+            return loraTable(set, model: try context.session.requireModel())
+        },
+
+        Command("lora merge", summary: "Fold the adapters into the frozen weights (W += s·B·A); undo with `lora unmerge`") { _, context in
+            let set = try context.session.requireLoRA()
+            set.merge(into: try context.session.requireModel())
+            return MimeBundle(plain: "merged \(set.ordered.count) adapters into the weights; the model now runs without them")
+        },
+
+        Command("lora unmerge", summary: "Take merged adapters back out of the weights (W −= s·B·A)") { _, context in
+            let set = try context.session.requireLoRA()
+            set.unmerge(from: try context.session.requireModel())
+            return MimeBundle(plain: "unmerged \(set.ordered.count) adapters; they are trainable again")
+        },
+
+        Command("train", summary: "Fine-tune the adapters, with a live loss curve (interrupt keeps what was trained)",
+                details: "Next-token cross-entropy on random windows of the training split, AdamW with linear warm-up then cosine "
+                    + "decay, gradient clipping and accumulation; validation loss on fixed windows of the validation split at the "
+                    + "start, every `eval_every` steps and at the end. Austen defaults: train on Emma + Mansfield Park, validate on "
+                    + "Northanger Abbey. One display shows progress and the curve, updated in place.",
+                arguments: [
+                    .option("steps", .integer(1...1_000_000), default: "100", help: "optimizer steps"),
+                    .option("lr", .number(0...10), default: "3e-4", help: "peak learning rate"),
+                    .option("batch", .integer(1...1024), default: "4", help: "sequences per micro-batch"),
+                    .option("seq", .integer(2...8192), default: "128", help: "tokens per sequence"),
+                    .option("warmup", .integer(0...1_000_000), default: "0", help: "steps of linear warm-up"),
+                    .option("accumulate", .integer(1...1024), default: "1", help: "micro-batches per optimizer step"),
+                    .option("eval_every", .integer(0...1_000_000), default: "0", help: "validate every N steps (0: start and end only)"),
+                    .option("val_batches", .integer(1...1000), default: "4", help: "validation batches per validation"),
+                    .option("weight_decay", .number(0...10), default: "0", help: "AdamW's decoupled weight decay"),
+                    .option("clip", .number(0...1000), default: "1", help: "largest gradient norm (0: no clipping)"),
+                    .option("split", .text, help: "training split (Austen default: train)"),
+                    .option("val_split", .text, help: "validation split (Austen default: validation)"),
+                ],
+                examples: ["train steps=50 lr=3e-4 batch=4 seq=128", "train steps=200 warmup=20 accumulate=4 eval_every=25"]) { arguments, context in
+            try runTraining(arguments, context)
+        },
+
+        Command("adapters save", summary: "Save the adapters in PEFT's layout (adapter_model.safetensors + adapter_config.json)",
+                arguments: [.positional("path", .text, help: "a directory (created if needed)")],
+                examples: ["adapters save ~/adapters/emma-r8"]) { arguments, context in
+            let path = ((arguments.text("path") ?? "") as NSString).expandingTildeInPath
+            try context.session.saveAdapters(to: path)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path + "/" + PEFTAdapters.weightsFile)[.size] as? NSNumber)?.intValue ?? 0
+            return MimeBundle(plain: "saved \(path)/\(PEFTAdapters.weightsFile) (\(formatBytes(size))) and \(PEFTAdapters.configFile)")
+        },
+
+        Command("adapters load", summary: "Load PEFT-layout LoRA adapters onto the model (replacing any)",
+                arguments: [.positional("path", .text, help: "a directory with adapter_model.safetensors and adapter_config.json")],
+                examples: ["adapters load ~/adapters/emma-r8"]) { arguments, context in
+            let path = ((arguments.text("path") ?? "") as NSString).expandingTildeInPath
+            let set = try context.session.loadAdapters(from: path)
+            return loraTable(set, model: try context.session.requireModel())
+        },
+    ]
+
+    static func loraTable(_ set: LoRASet, model: LlamaModel) -> MimeBundle {
+        let c = set.configuration
+        let rows: [[String]] = c.targets.map { p in
+            let (i, o) = p.shape(model.config)
+            return [p.rawValue, "A \(c.rank)×\(i), B \(o)×\(c.rank)", String(c.rank * (i + o)), String(model.layers.count)]
+        }
+        var table = Table(title: "LoRA: rank \(c.rank), alpha \(formatCount(Double(c.alpha))) (scale \(String(format: "%.3g", c.alpha / Float(c.rank)))), "
+                            + "dropout \(c.dropout): \(formatCount(Double(set.parameterCount))) trainable parameters "
+                            + String(format: "(%.2f%% of the model)", 100 * Double(set.parameterCount) / Double(model.parameterCount)),
+                          columns: ["projection", "shapes", "parameters per layer", "layers"],
+                          alignments: [.left, .left, .right, .right], rows: rows)
+        table.rows.append(["total", "", String(set.parameterCount), ""])
+        return table.bundle
+    }
+}

@@ -1,0 +1,75 @@
+import Compression
+import Display
+import Foundation
+import Workbench
+
+extension CommandTable {
+    /// `train`: runs the session's training job behind one display that shows progress and the
+    /// loss curve, updated in place (at most every 250 ms, and at every validation).
+    static func runTraining(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
+        var p = Training.Parameters(steps: arguments.integer("steps")!)
+        p.learningRate = Float(arguments.number("lr")!)
+        p.batch = arguments.integer("batch")!
+        p.seq = arguments.integer("seq")!
+        p.warmup = arguments.integer("warmup")!
+        p.accumulate = arguments.integer("accumulate")!
+        p.evalEvery = arguments.integer("eval_every")!
+        p.validationBatches = arguments.integer("val_batches")!
+        p.weightDecay = Float(arguments.number("weight_decay")!)
+        p.clip = Float(arguments.number("clip")!)
+        let session = context.session
+        let id = "training-" + UUID().uuidString.lowercased()
+        let firstStep = (session.trainingHistory.last?.step ?? 0) + 1
+        let lastStep = firstStep + p.steps - 1
+        let started = Date()
+        var lastShown = Date.distantPast
+
+        func show(_ state: ProgressBar.State, update: Bool) {
+            let done = Double((session.trainingHistory.last?.step ?? firstStep - 1) - firstStep + 1)
+            let elapsed = Date().timeIntervalSince(started)
+            let rate = session.trainingHistory.last?.tokensPerSecond
+            var bar = ProgressBar(title: "training", done: done, total: Double(p.steps), unit: "steps", state: state)
+            if done > 0 { bar.secondsLeft = elapsed / done * (Double(p.steps) - done) }
+            let recent = session.trainingHistory.suffix(10).map(\.trainLoss).filter(\.isFinite)
+            var notes = [String]()
+            if let rate { notes.append(String(format: "%.0f tokens/s", rate)) }
+            if !recent.isEmpty { notes.append(String(format: "train %.3f", recent.reduce(0, +) / Double(recent.count))) }
+            if let v = session.trainingHistory.last(where: { $0.validationLoss != nil })?.validationLoss { notes.append(String(format: "val %.3f", v)) }
+            bar.note = notes.joined(separator: " · ")
+            let chart = LineChart(
+                title: "LoRA training — step \(Int(done) + firstStep - 1)/\(lastStep)" + (bar.note.map { " · " + $0 } ?? ""),
+                xTitle: "step", yTitle: "loss (nats per token)",
+                series: [
+                    .init(name: "train", points: session.trainingHistory.map { (Double($0.step), $0.trainLoss) }, colour: "#1f6feb"),
+                    .init(name: "validation", points: session.trainingHistory.compactMap { e in e.validationLoss.map { (Double(e.step), $0) } }, colour: "#d9480f"),
+                ])
+            let bundle = chart.bundle(plain: bar.plainText, htmlPrefix: bar.html)
+            if update { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id) }
+        }
+
+        show(.running, update: false)
+        do {
+            let result = try session.train(p, split: arguments.text("split"), validationSplit: arguments.text("val_split")) { event in
+                if event.validationLoss != nil || Date().timeIntervalSince(lastShown) >= 0.25 {
+                    lastShown = Date()
+                    show(.running, update: true)
+                }
+            }
+            show(result.interrupted ? .interrupted : .finished, update: true)
+            if result.interrupted { throw CancellationError() }
+            guard let last = result.events.last else { return nil }
+            let seconds = result.seconds
+            let rows: [[String]] = [
+                ["steps", "\(result.events.count) (total trained: \(last.step))"],
+                ["tokens per step", "\(p.batch * p.seq * p.accumulate) (batch \(p.batch) × seq \(p.seq) × accumulate \(p.accumulate))"],
+                ["train loss (last 10 steps)", String(format: "%.4f", result.events.suffix(10).map(\.trainLoss).reduce(0, +) / Double(min(10, result.events.count)))],
+                ["validation loss", result.finalValidationLoss.map { String(format: "%.4f (perplexity %.2f)", $0, exp($0)) } ?? "no validation split"],
+                ["time", String(format: "%.1f s, %.2f s per step, %.0f tokens/s (measured)", seconds, seconds / Double(result.events.count), last.tokensPerSecond)],
+            ]
+            return Table(title: "Training done", columns: ["", "value"], rows: rows).bundle
+        } catch let error as CancellationError {
+            show(.interrupted, update: true)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Tensors
+import Transformer
+
+/// LoRA adapters as PEFT saves them: `adapter_model.safetensors` with PEFT's tensor names and
+/// `adapter_config.json`. Q and K adapters are stored in Hugging Face's row order: Sculpt keeps
+/// GGUF's (rows of each head interleaved for adjacent-pair RoPE), so `lora_B` of q and k is
+/// permuted on the way out and back on the way in; `lora_A` is untouched (the permutation acts on
+/// output rows only).
+public enum PEFTAdapters {
+    public static let weightsFile = "adapter_model.safetensors"
+    public static let configFile = "adapter_config.json"
+
+    static func tensorName(layer: Int, projection: Projection, matrix: String) -> String {
+        "base_model.model.model.layers.\(layer).\(projection.huggingFaceName).lora_\(matrix).weight"
+    }
+
+    /// GGUF row → Hugging Face row, per head of `headDim`: HF row c·d/2 + p holds GGUF row 2p + c.
+    static func huggingFaceRow(_ ggufRow: Int, headDim d: Int) -> Int {
+        let head = ggufRow / d, r = ggufRow % d
+        return head * d + (r % 2) * (d / 2) + r / 2
+    }
+
+    /// Rows permuted GGUF → HF (`toHuggingFace`) or back.
+    static func permuteRows(_ t: Tensor, headDim: Int, toHuggingFace: Bool) -> Tensor {
+        let out = Tensor(zeros: t.shape)
+        let width = t.shape[1]
+        for row in 0..<t.shape[0] {
+            let hf = huggingFaceRow(row, headDim: headDim)
+            let (from, to) = toHuggingFace ? (row, hf) : (hf, row)
+            (out.data + to * width).update(from: t.data + from * width, count: width)
+        }
+        return out
+    }
+
+    public static func save(_ set: LoRASet, model: LlamaModel, baseModel: String, to directory: String) throws {
+        let url = URL(fileURLWithPath: directory)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        var tensors = [(String, Tensor)]()
+        for (l, p, adapter) in set.ordered {
+            tensors.append((tensorName(layer: l, projection: p, matrix: "A"), adapter.a))
+            let b = (p == .q || p == .k) ? permuteRows(adapter.b, headDim: model.config.headDim, toHuggingFace: true) : adapter.b
+            tensors.append((tensorName(layer: l, projection: p, matrix: "B"), b))
+        }
+        try Safetensors.encode(tensors, metadata: ["format": "pt"]).write(to: url.appendingPathComponent(weightsFile), options: .atomic)
+        let c = set.configuration
+        let config: [String: Any] = [
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": c.rank, "lora_alpha": c.alpha, "lora_dropout": c.dropout,
+            "target_modules": c.targets.map { String($0.huggingFaceName.split(separator: ".").last!) },
+            "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "use_rslora": false,
+            "base_model_name_or_path": baseModel,
+        ]
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+            .write(to: url.appendingPathComponent(configFile), options: .atomic)
+    }
+
+    /// Reads adapters saved by `save` (or by PEFT, in F32) and attaches them to `model`.
+    public static func load(from directory: String, into model: LlamaModel) throws -> LoRASet {
+        let url = URL(fileURLWithPath: directory)
+        let configPath = url.appendingPathComponent(configFile).path
+        guard let configData = FileManager.default.contents(atPath: configPath) else {
+            throw LoRAError.unreadable(path: directory, reason: FileManager.default.fileExists(atPath: directory) ? "no \(configFile)" : "no such directory")
+        }
+        guard let config = try? JSONSerialization.jsonObject(with: configData) as? [String: Any],
+              let rank = (config["r"] as? NSNumber)?.intValue, let alpha = (config["lora_alpha"] as? NSNumber)?.floatValue,
+              let modules = config["target_modules"] as? [String] else {
+            throw LoRAError.unreadable(path: configPath, reason: "needs r, lora_alpha and target_modules")
+        }
+        var targets = [Projection]()
+        for module in modules {
+            guard let p = Projection.allCases.first(where: { $0.huggingFaceName.hasSuffix("." + module) }) else {
+                throw LoRAError.mismatch("unknown target module \(module)")
+            }
+            targets.append(p)
+        }
+        let dropout = (config["lora_dropout"] as? NSNumber)?.floatValue ?? 0
+        let weightsPath = url.appendingPathComponent(weightsFile).path
+        guard let weights = FileManager.default.contents(atPath: weightsPath) else {
+            throw LoRAError.unreadable(path: directory, reason: "no \(weightsFile)")
+        }
+        let tensors = try Safetensors.decode(weights, path: weightsPath)
+        let set = try LoRASet(model: model, configuration: LoRAConfiguration(rank: rank, alpha: alpha, targets: targets, dropout: dropout), seed: 0)
+        do {
+            for (l, p, adapter) in set.ordered {
+                for (matrix, destination) in [("A", adapter.a), ("B", adapter.b)] {
+                    let name = tensorName(layer: l, projection: p, matrix: matrix)
+                    guard let source = tensors[name] else { throw LoRAError.mismatch("no tensor \(name)") }
+                    guard source.shape == destination.shape else {
+                        throw LoRAError.mismatch("\(name) is \(source.shape), this model needs \(destination.shape)")
+                    }
+                    let value = (matrix == "B" && (p == .q || p == .k)) ? permuteRows(source, headDim: model.config.headDim, toHuggingFace: false) : source
+                    destination.data.update(from: value.data, count: value.count)
+                }
+            }
+        } catch {
+            set.detach(from: model)
+            throw error
+        }
+        return set
+    }
+}

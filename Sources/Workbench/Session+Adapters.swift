@@ -1,0 +1,89 @@
+import Compression
+import Evaluation
+import Foundation
+import Tensors
+import Transformer
+
+extension Session {
+    /// Attaches fresh LoRA adapters (replacing any), seeded by the session's seed.
+    @discardableResult
+    public func attachLoRA(_ configuration: LoRAConfiguration) throws -> LoRASet {
+        let model = try requireModel()
+        lora?.detach(from: model)
+        lora = nil
+        let set = try LoRASet(model: model, configuration: configuration, seed: seed)
+        lora = set
+        trainingHistory = []
+        return set
+    }
+
+    public func requireLoRA() throws -> LoRASet {
+        guard let lora else { throw LoRAError.noAdapters }
+        return lora
+    }
+
+    /// The training text: `split` of the chosen corpus (Austen default: the train role, Emma + Mansfield Park).
+    public func trainingData(split: String?) throws -> (TrainingData, String) {
+        guard let corpus else { throw WorkbenchError.noData }
+        let name = split ?? (corpus.name == "austen" ? "train" : corpus.splits[0].name)
+        return (TextWindows(try tokens(split: name)), name)
+    }
+
+    /// Validation text (Austen default: Northanger Abbey), or nil for a single-file corpus with no split given.
+    public func validationData(split: String?) throws -> (TrainingData, String)? {
+        guard let corpus else { throw WorkbenchError.noData }
+        guard let name = split ?? (corpus.name == "austen" ? "validation" : nil) else { return nil }
+        return (TextWindows(try tokens(split: name)), name)
+    }
+
+    /// Trains the attached adapters. Progress after every step; an interrupt stops between
+    /// micro-batches and keeps the adapters as trained so far. Every step joins the history.
+    public func train(_ parameters: Training.Parameters, split: String?, validationSplit: String?,
+                      progress: @escaping (Training.Event) -> Void) throws -> Training.Result {
+        let model = try requireModel()
+        let set = try requireLoRA()
+        if set.isMerged { throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` before training") }
+        guard parameters.seq < model.config.contextLength else {
+            throw WorkbenchError.invalid("seq=\(parameters.seq) does not fit the model's context of \(model.config.contextLength)")
+        }
+        let (train, _) = try trainingData(split: split)
+        let validation = try validationData(split: validationSplit)
+        if trainingHistory.isEmpty, let validation {
+            // Where the curve starts: the validation loss before any step.
+            let before = Training.validationLoss(model: model, data: validation.0, batch: parameters.batch, seq: parameters.seq,
+                                                 batches: parameters.validationBatches)
+            let start = Training.Event(step: 0, steps: parameters.steps, trainLoss: .nan, validationLoss: before,
+                                       learningRate: 0, gradientNorm: 0, tokensPerSecond: 0, elapsed: 0)
+            trainingHistory.append(start)
+            progress(start)
+        }
+        let offset = trainingHistory.last?.step ?? 0
+        var p = parameters
+        p.seed = seed &+ UInt64(offset)
+        let result = Training.run(model: model, adapters: set, train: train, validation: validation?.0, parameters: p,
+                                  cancellation: cancellation) { event in
+            var shifted = event
+            shifted.step += offset
+            self.trainingHistory.append(shifted)
+            progress(shifted)
+        }
+        return result
+    }
+
+    public func saveAdapters(to path: String) throws {
+        let model = try requireModel()
+        let set = try requireLoRA()
+        try PEFTAdapters.save(set, model: model, baseModel: modelCard?.name ?? "unknown", to: path)
+    }
+
+    @discardableResult
+    public func loadAdapters(from path: String) throws -> LoRASet {
+        let model = try requireModel()
+        lora?.detach(from: model)
+        lora = nil
+        let set = try PEFTAdapters.load(from: path, into: model)
+        lora = set
+        trainingHistory = []
+        return set
+    }
+}
