@@ -28,23 +28,31 @@ public func rmsNormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutable
     }
 }
 
-/// Accumulates into dInput and dWeight.
+/// Accumulates into dInput and dWeight. Rows run in parallel when there is no weight gradient
+/// to sum across them (frozen norms, as in adapter training).
 public func rmsNormBackward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
                             dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             rstd: UnsafePointer<Float>, rows: Int, channels: Int) {
-    for i in 0..<rows {
-        let x = input + i * channels
-        let dy = dOut + i * channels
-        let dx = dInput + i * channels
-        let r = rstd[i]
-        // mean(dn ⊙ n) with dn = dy ⊙ w, n = x · r
-        var dot: Float = 0
-        for c in 0..<channels { dot += dy[c] * weight[c] * x[c] * r }
-        let meanDot = dot / Float(channels)
-        for c in 0..<channels {
-            let n = x[c] * r
-            dx[c] += r * (dy[c] * weight[c] - n * meanDot)
-            dWeight?[c] += dy[c] * n
+    func backwardRows(_ range: Range<Int>) {
+        for i in range {
+            let x = input + i * channels
+            let dy = dOut + i * channels
+            let dx = dInput + i * channels
+            let r = rstd[i]
+            // mean(dn ⊙ n) with dn = dy ⊙ w, n = x · r
+            var dot: Float = 0
+            for c in 0..<channels { dot += dy[c] * weight[c] * x[c] }
+            let meanDot = dot * r / Float(channels)
+            for c in 0..<channels {
+                let n = x[c] * r
+                dx[c] += r * (dy[c] * weight[c] - n * meanDot)
+                dWeight?[c] += dy[c] * n
+            }
         }
+    }
+    if dWeight == nil {
+        parallelChunks(rows, minimumChunk: 16, backwardRows)
+    } else {
+        backwardRows(0..<rows)
     }
 }

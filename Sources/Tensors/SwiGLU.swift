@@ -25,13 +25,21 @@ public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<
 
 public func swigluBackward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                            gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-    parallelChunks(count, minimumChunk: 16_384) { range in
-        for i in range {
-            let g = gate[i]
+    @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> FloatVector { UnsafeRawPointer(p + i).loadUnaligned(as: FloatVector.self) }
+    @inline(__always) func store(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>, _ i: Int) { UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: FloatVector.self) }
+    parallelChunks(count / 16, minimumChunk: 1024) { range in
+        for block in range {
+            let i = block * 16
+            let g = load(gate, i), u = load(up, i), d = load(dOut, i)
             let sigma = 1 / (1 + fastExp(-g))
-            let silu = g * sigma
-            dGate[i] += dOut[i] * up[i] * sigma * (1 + g * (1 - sigma))
-            dUp[i] += dOut[i] * silu
+            store(load(dGate, i) + d * u * sigma * (1 + g * (1 - sigma)), dGate, i)
+            store(load(dUp, i) + d * g * sigma, dUp, i)
         }
+    }
+    for i in (count / 16 * 16)..<count {
+        let g = gate[i]
+        let sigma = 1 / (1 + fastExp(-g))
+        dGate[i] += dOut[i] * up[i] * sigma * (1 + g * (1 - sigma))
+        dUp[i] += dOut[i] * g * sigma
     }
 }

@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
         let loadStart = Date()
         let llama = try LlamaModel.load(path: model)
         let loadSeconds = Date().timeIntervalSince(loadStart)
+        if ProcessInfo.processInfo.environment["SCULPT_PROFILE"] != nil { profileForward(llama, T: prefill); return }
         let gemm = Throughput.gemmGFLOPS(config: llama.config, rows: prefill, runs: runs)
         let prefillAll = Throughput.prefillTokensPerSecond(model: llama, tokens: prefill, runs: runs, scope: .all)
         let prefillLast = Throughput.prefillTokensPerSecond(model: llama, tokens: prefill, runs: runs, scope: .last)

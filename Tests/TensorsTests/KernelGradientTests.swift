@@ -176,3 +176,31 @@ func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, file: StaticStr
         return
     }
 }
+
+final class FusedCrossEntropyTests: XCTestCase {
+    /// The fused kernel gives the losses of the forward kernel and the gradient of the backward
+    /// kernel (itself checked against finite differences above), and its own gradient matches
+    /// finite differences of its loss.
+    func testFusedLossAndGradientMatchTheSeparateKernels() {
+        let (rows, vocab) = (5, 37)
+        let z = GradientCheck.random([rows, vocab], seed: 30, std: 3)
+        let targets: [Int32] = [0, 36, -1, 17, 4]
+        let losses = Tensor(zeros: [rows]), fusedLosses = Tensor(zeros: [rows])
+        let dz = Tensor(zeros: z.shape)
+        targets.withUnsafeBufferPointer { t in
+            crossEntropyForward(losses: losses.data, logits: z.data, targets: t.baseAddress!, rows: rows, vocab: vocab)
+            crossEntropyBackward(dLogits: dz.data, logits: z.data, targets: t.baseAddress!, rows: rows, vocab: vocab, scale: 0.25)
+        }
+        let fused = z.copy()
+        let counted = targets.withUnsafeBufferPointer {
+            crossEntropyForwardBackward(logitsToGradient: fused.data, losses: fusedLosses.data, targets: $0.baseAddress!, rows: rows, vocab: vocab, scale: 0.25)
+        }
+        XCTAssertEqual(counted, 4)
+        XCTAssertEqual(fusedLosses.array, losses.array, accuracy: 1e-5)
+        XCTAssertEqual(fused.array, dz.array, accuracy: 1e-6)
+        GradientCheck.assertMatches(fused, input: z, step: 5e-3, "fused cross-entropy") {
+            targets.withUnsafeBufferPointer { crossEntropyForward(losses: losses.data, logits: z.data, targets: $0.baseAddress!, rows: rows, vocab: vocab) }
+            return 0.25 * (0..<rows).reduce(0.0) { $0 + Double(losses[$1]) }
+        }
+    }
+}

@@ -87,3 +87,32 @@ def test_perplexity_on_persuasion(cells):
     assert 5 < ppl < 200, ppl
     [bar] = [o for o in outputs(cells, source, "display_data") if "perplexity [" in o.data["text/plain"]]
     assert "done" in bar.data["text/plain"]
+
+
+def ppl_from(table_text):
+    return float(table_text.split("perplexity per token")[1].split()[0])
+
+
+def test_lora_training_lowers_validation_perplexity(cells):
+    [before] = outputs(cells, "data text austen split=northangerabbey\neval ppl tokens=2048", "execute_result")
+    [after] = outputs(cells, "eval ppl tokens=2048", "execute_result")
+    assert "northangerabbey" in before.data["text/plain"] and "northangerabbey" in after.data["text/plain"]
+    b, a = ppl_from(before.data["text/plain"]), ppl_from(after.data["text/plain"])
+    assert a < b, (b, a)
+
+
+def test_training_display_keeps_the_curve(cells):
+    source = ("lora rank=8 alpha=16 targets=q,k,v,up,down\n"
+              "train steps=20 lr=1e-3 batch=4 seq=128 split=emma val_split=northangerabbey eval_every=5 val_batches=2")
+    shown = [o for o in outputs(cells, source, "display_data") if "image/svg+xml" in o.data]
+    assert len(shown) == 1, "one display, updated in place"
+    curve = shown[0]
+    assert "done" in curve.data["text/plain"]
+    assert "<polyline" in curve.data["image/svg+xml"]
+    spec = curve.data["application/vnd.vegalite.v5+json"]
+    steps = {v["x"] for v in spec["data"]["values"] if v["series"] == "train"}
+    assert steps == set(range(1, 21)), sorted(steps)
+    validation = [v for v in spec["data"]["values"] if v["series"] == "validation"]
+    assert [v["x"] for v in validation] == [0, 5, 10, 15, 20]
+    [summary] = outputs(cells, source, "execute_result")
+    assert "20 (total trained: 20)" in summary.data["text/plain"]
