@@ -66,7 +66,7 @@ extension CommandTable {
             do {
                 try context.session.useText(corpus, evaluationSplit: arguments.text("split"))
             } catch let error as TextCorpusError {
-                let known = corpus.splits.map(\.name) + (corpus.name == "austen" ? ["train", "validation", "test"] : [])
+                let known = corpus.splits.map(\.name) + (corpus.isAusten ? ["train", "validation", "test"] : [])
                 throw CommandError(.badValue, "\(error)", word: arguments.text("split"), suggestion: nearest(arguments.text("split") ?? "", in: known).map { "split=\($0)" })
             }
             let rows = corpus.splits.map { split -> [String] in

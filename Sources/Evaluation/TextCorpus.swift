@@ -15,7 +15,7 @@ public enum TextCorpusError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .austenMissing(let directory):
             return "the Austen novels are not in \(directory): run scripts/setup.sh (it fetches and verifies them)"
-        case .unknownSplit(let name, let known): return "no split \(name); the Austen splits are \(known.joined(separator: ", "))"
+        case .unknownSplit(let name, let known): return "no split \(name); the splits are \(known.joined(separator: ", "))"
         case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
         case .empty(let name): return "\(name) holds no text"
         }
@@ -25,6 +25,8 @@ public enum TextCorpusError: Error, CustomStringConvertible, Equatable {
 /// Text by split: the six Austen novels from the cache, or a file of the user's.
 public struct TextCorpus: Sendable {
     public let name: String
+    /// The Austen novels (with train/validation/test roles), or text of the user's.
+    public let isAusten: Bool
     /// Split name → text.
     public let splits: [(name: String, text: String)]
 
@@ -50,7 +52,7 @@ public struct TextCorpus: Sendable {
             }
             splits.append((novel, text))
         }
-        return TextCorpus(name: "austen", splits: splits)
+        return TextCorpus(name: "austen", isAusten: true, splits: splits)
     }
 
     /// One file as a single split named after it.
@@ -64,16 +66,16 @@ public struct TextCorpus: Sendable {
         }
         guard !text.isEmpty else { throw TextCorpusError.empty(path) }
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        return TextCorpus(name: name, splits: [(name, text)])
+        return TextCorpus(name: name, isAusten: false, splits: [(name, text)])
     }
 
     /// The text of one split, or of a role (train, validation, test) for Austen.
     public func text(_ split: String) throws -> String {
         if let hit = splits.first(where: { $0.name == split }) { return hit.text }
-        if name == "austen", let novels = TextCorpus.austenRoles[split] {
+        if isAusten, let novels = TextCorpus.austenRoles[split] {
             return try novels.map { try text($0) }.joined(separator: "\n")
         }
-        throw TextCorpusError.unknownSplit(split, known: splits.map(\.name) + (name == "austen" ? TextCorpus.austenRoles.keys.sorted() : []))
+        throw TextCorpusError.unknownSplit(split, known: splits.map(\.name) + (isAusten ? TextCorpus.austenRoles.keys.sorted() : []))
     }
 
     /// Whitespace-separated words, for perplexity per word.

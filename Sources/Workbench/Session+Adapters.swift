@@ -25,14 +25,14 @@ extension Session {
     /// The training text: `split` of the chosen corpus (Austen default: the train role, Emma + Mansfield Park).
     public func trainingData(split: String?) throws -> (TrainingData, String) {
         guard let corpus else { throw WorkbenchError.noData }
-        let name = split ?? (corpus.name == "austen" ? "train" : corpus.splits[0].name)
+        let name = split ?? (corpus.isAusten ? "train" : corpus.splits[0].name)
         return (TextWindows(try tokens(split: name)), name)
     }
 
     /// Validation text (Austen default: Northanger Abbey), or nil for a single-file corpus with no split given.
     public func validationData(split: String?) throws -> (TrainingData, String)? {
         guard let corpus else { throw WorkbenchError.noData }
-        guard let name = split ?? (corpus.name == "austen" ? "validation" : nil) else { return nil }
+        guard let name = split ?? (corpus.isAusten ? "validation" : nil) else { return nil }
         return (TextWindows(try tokens(split: name)), name)
     }
 

@@ -96,7 +96,7 @@ public final class Session {
 
     /// Chooses the text; `split` is what `eval ppl` reads by default.
     public func useText(_ corpus: TextCorpus, evaluationSplit split: String? = nil) throws {
-        let chosen = split ?? (corpus.name == "austen" ? "persuasion" : corpus.splits[0].name)
+        let chosen = split ?? (corpus.isAusten ? "persuasion" : corpus.splits[0].name)
         _ = try corpus.text(chosen)
         self.corpus = corpus
         evaluationSplit = chosen

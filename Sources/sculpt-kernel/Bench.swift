@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compression
 import Evaluation
 import Foundation
 import Transformer
@@ -20,11 +21,26 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs (median reported).")
     var runs = 3
 
+    @Flag(help: "Measure LoRA training steps instead (rank 8 on all seven projections, AdamW, batch 4 × 128).")
+    var train = false
+
+    @Option(help: "Training steps to time (after one warm-up step).")
+    var steps = 5
+
     func run() throws {
         let loadStart = Date()
         let llama = try LlamaModel.load(path: model)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         if ProcessInfo.processInfo.environment["SCULPT_PROFILE"] != nil { profileForward(llama, T: prefill); return }
+        if train {
+            let seconds = Training.stepSeconds(model: llama, steps: steps)
+            let result: [String: Any] = ["train_step_seconds_median": seconds.sorted()[seconds.count / 2], "train_step_seconds": seconds,
+                                         "batch": 4, "seq": 128, "rank": 8, "targets": "q,k,v,o,gate,up,down",
+                                         "max_resident_mb": maxResidentMegabytes(), "load_seconds": loadSeconds]
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let gemm = Throughput.gemmGFLOPS(config: llama.config, rows: prefill, runs: runs)
         let prefillAll = Throughput.prefillTokensPerSecond(model: llama, tokens: prefill, runs: runs, scope: .all)
         let prefillLast = Throughput.prefillTokensPerSecond(model: llama, tokens: prefill, runs: runs, scope: .last)

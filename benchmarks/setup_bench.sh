@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Creates the venv that benchmarks/engine_throughput.py runs its peers in, separate from the
+# project's own venv: $SCULPT_CACHE/bench-venv (default ~/.cache/sculpt/bench-venv) with
+#   numpy + gguf          the GGUF reader / dequantization cross-check
+#   torch (CPU)           the PyTorch column
+#   llama-cpp-python      the llama.cpp column, compiled here from its sdist (CPU only, -march=native)
+# Idempotent: a package that already imports is left alone (FORCE=1 reinstalls).
+#
+#   SKIP_TORCH=1 / SKIP_LLAMA=1   leave that engine out (the benchmark then reports "not installed")
+#   TORCH_SPEC=...                what to pip-install for torch instead of the choice below
+#   JOBS=N                        parallel compile jobs for llama.cpp (default: all cores)
+#
+# Only PyPI and Debian's archive are reachable. PyTorch's CPU-only wheels are not on PyPI: the
+# PyPI torch wheel for Linux is the CUDA build, whose dependencies (nvidia-*, cuda-toolkit,
+# triton) add about 4 GB, and it does not import without them (--no-deps fails with "libcudart.so
+# not found"). So: if pip's find-links (pip config / PIP_FIND_LINKS) hold a CPU wheel
+# (torch-*+cpu-cp3XX-*.whl) for this Python, that wheel is installed (~0.2 GB download, ~0.7 GB
+# installed); otherwise the PyPI wheel with all its dependencies (~5 GB installed; CUDA stays unused).
+#
+# Everything heavy runs under `nice -n 19`: the machine's cores are shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCULPT_CACHE="${SCULPT_CACHE:-$HOME/.cache/sculpt}"
+VENV="$SCULPT_CACHE/bench-venv"
+PYTHON="${PYTHON:-python3}"
+JOBS="${JOBS:-$(nproc)}"
+FORCE="${FORCE:-0}"
+
+NUMPY_SPEC="numpy>=1.26"
+GGUF_SPEC="gguf==0.19.0"
+LLAMA_SPEC="llama-cpp-python==0.3.36"
+TORCH_PYPI_SPEC="torch==2.15.0"
+# CPU-only llama.cpp: no GPU backends, no BLAS (ggml's own kernels, as llama-bench runs them),
+# OpenMP threads, native ISA; skip the multimodal library, tools, tests and examples.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_BLAS=OFF \
+-DGGML_OPENMP=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+
+say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+pip_install() { nice -n 19 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+imports() { [ "$FORCE" != 1 ] && "$VENV/bin/python" -c "import $1" >/dev/null 2>&1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    mkdir -p "$SCULPT_CACHE"
+    "$PYTHON" -m venv "$VENV"
+    pip_install --upgrade pip
+fi
+pip_install "$NUMPY_SPEC" "$GGUF_SPEC"
+
+# A CPU-only torch wheel for this Python in one of pip's find-links folders, if any.
+find_cpu_torch_wheel() {
+    local tag dirs dir wheel
+    tag=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+    dirs=$( { "$VENV/bin/python" -m pip config list 2>/dev/null | sed -n "s/^[^=]*find-links='\(.*\)'$/\1/p";
+              printf '%s\n' ${PIP_FIND_LINKS:-}; } | tr ' ' '\n' | sed 's#^file://##' | sort -u)
+    for dir in $dirs; do
+        [ -d "$dir" ] || continue
+        wheel=$(ls -1 "$dir"/torch-*+cpu-"$tag"-"$tag"-*linux*_"$(uname -m)".whl 2>/dev/null | sort -V | tail -n 1)
+        if [ -n "$wheel" ]; then echo "$wheel"; return 0; fi
+    done
+    return 1
+}
+
+if [ "${SKIP_TORCH:-0}" = 1 ]; then
+    say "torch: skipped (SKIP_TORCH=1)"
+elif imports torch; then
+    say "torch: $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') already installed"
+else
+    start=$SECONDS
+    if [ -n "${TORCH_SPEC:-}" ]; then
+        say "torch: installing $TORCH_SPEC"
+        pip_install "$TORCH_SPEC"
+    elif wheel=$(find_cpu_torch_wheel); then
+        say "torch: installing the CPU-only wheel $wheel (dependencies from PyPI)"
+        pip_install "$wheel"
+    else
+        say "torch: installing $TORCH_PYPI_SPEC from PyPI with its CUDA dependencies (~5 GB; no CPU-only wheel on PyPI)"
+        pip_install "$TORCH_PYPI_SPEC"
+    fi
+    "$VENV/bin/python" -c 'import torch; torch.set_num_threads(2); assert float(torch.ones(4) @ torch.ones(4)) == 4.0; print("   torch", torch.__version__, "imports")'
+    say "torch: done in $((SECONDS - start)) s"
+fi
+
+if [ "${SKIP_LLAMA:-0}" = 1 ]; then
+    say "llama-cpp-python: skipped (SKIP_LLAMA=1)"
+elif imports llama_cpp; then
+    say "llama-cpp-python: $("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') already installed"
+else
+    if ! command -v g++ >/dev/null 2>&1; then
+        say "installing a C/C++ compiler (build-essential)"
+        sudo_cmd=""
+        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq build-essential >/dev/null
+    fi
+    # cmake and ninja come from PyPI (scikit-build-core's build requirements); the compile of
+    # llama.cpp takes about 7 minutes on 2 shared cores. pip caches the built wheel, so a rerun
+    # (FORCE=1, or a new venv) reuses it.
+    say "llama-cpp-python: compiling $LLAMA_SPEC (CPU only, $JOBS jobs, nice 19; several minutes)"
+    start=$SECONDS
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" pip_install "$LLAMA_SPEC"
+    "$VENV/bin/python" -c 'import llama_cpp; print("   llama_cpp", llama_cpp.__version__, "imports:", llama_cpp.llama_print_system_info().decode().strip())'
+    say "llama-cpp-python: done in $((SECONDS - start)) s"
+fi
+
+say "bench venv ready: $VENV ($(du -sh "$VENV" | cut -f1))"
+echo "run: nice -n 19 $VENV/bin/python benchmarks/engine_throughput.py [--json OUT]"
