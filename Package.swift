@@ -36,7 +36,9 @@ let package = Package(
         .target(name: "Transformer", dependencies: ["Tensors"]),
         .target(name: "Evaluation", dependencies: ["Transformer", "Tensors"]),
         .target(name: "Compression", dependencies: ["Evaluation", "Transformer", "Tensors"]),
-        .target(name: "Workbench", dependencies: ["Compression", "Evaluation", "Transformer", "Tensors"]),
+        // Multi-objective search: Foundation only; it does not know what a genome means.
+        .target(name: "Search", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "Workbench", dependencies: ["Compression", "Search", "Evaluation", "Transformer", "Tensors"]),
 
         // Presentation and the command language.
         .target(name: "Display"),
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Tensors"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Transformer", "Tensors"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Evaluation", "Transformer", "Tensors"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Tensors"]),
     ],
