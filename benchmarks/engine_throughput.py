@@ -259,17 +259,16 @@ def prefill_ids(n: int, vocab: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def torch_worker(args) -> dict:
-    try:
-        import numpy as np
-        import torch
-        import torch.nn.functional as F
-    except ImportError as error:
-        return {"status": "not installed", "detail": str(error)}
-    torch.set_num_threads(args.threads)
+def build_torch_llama(model_path: Path, max_pos: int):
+    """Loads the GGUF into float32 torch tensors; returns a namespace with forward(ids, pos0,
+    last_only, cache) -> logits, new_cache(capacity), cfg, load_seconds, and checks."""
+    import types
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
 
     load_start = time.perf_counter()
-    gguf = GGUFFile(args.model)
+    gguf = GGUFFile(model_path)
     cfg = gguf.llama_config()
     L, D, H, KV, HD, FF, V = (cfg[k] for k in ("layers", "dim", "heads", "kv_heads", "head_dim", "ffn_dim", "vocab"))
     kv_dim = KV * HD
@@ -302,7 +301,7 @@ def torch_worker(args) -> dict:
     try:  # cross-check the numpy dequantization against the gguf package, when it is there
         from gguf import GGUFReader
         from gguf.quants import dequantize as gguf_dequantize
-        reader = GGUFReader(str(args.model))
+        reader = GGUFReader(str(model_path))
         diffs = {}
         for t in reader.tensors:
             if t.name in ("token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_down.weight", "output_norm.weight"):
@@ -316,7 +315,6 @@ def torch_worker(args) -> dict:
     gguf.close()
     load_seconds = time.perf_counter() - load_start
 
-    max_pos = max(args.prefill, len(CHECK_PROMPT) + args.generate) + 1
     inv_freq = cfg["rope_base"] ** (-torch.arange(0, HD, 2, dtype=torch.float64) / HD)
     angles = torch.arange(max_pos, dtype=torch.float64)[:, None] * inv_freq[None, :]
     cos_table = torch.cat([angles.cos(), angles.cos()], dim=-1).float()  # [max_pos, HD]
@@ -374,10 +372,23 @@ def torch_worker(args) -> dict:
     def new_cache(capacity):
         return torch.zeros(L, KV, capacity, HD), torch.zeros(L, KV, capacity, HD)
 
+    return types.SimpleNamespace(forward=forward, new_cache=new_cache, cfg=cfg, load_seconds=load_seconds,
+                                 dequant_check=dequant_check, gqa_native=gqa_native)
+
+
+def torch_worker(args) -> dict:
+    try:
+        import torch
+    except ImportError as error:
+        return {"status": "not installed", "detail": str(error)}
+    torch.set_num_threads(args.threads)
+    model = build_torch_llama(args.model, max(args.prefill, len(CHECK_PROMPT) + args.generate) + 1)
+    forward, new_cache, V = model.forward, model.new_cache, model.cfg["vocab"]
+
     result = {"status": "ok", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-              "load_seconds": load_seconds, "gqa_native_sdpa": gqa_native, "config": cfg}
-    if dequant_check is not None:
-        result["dequant_max_abs_diff_vs_gguf_package"] = dequant_check
+              "load_seconds": model.load_seconds, "gqa_native_sdpa": model.gqa_native, "config": model.cfg}
+    if model.dequant_check is not None:
+        result["dequant_max_abs_diff_vs_gguf_package"] = model.dequant_check
 
     with torch.inference_mode():
         # Correctness: next-token logits after the check prompt (no BOS).
@@ -697,7 +708,7 @@ def print_check(results: dict) -> None:
                   f"{fmt(max(diffs) if diffs else None, '.2e')} (llama.cpp quantizes activations to 8 bits)")
     dq = results.get("torch", {}).get("dequant_max_abs_diff_vs_gguf_package")
     if dq:
-        print(f"  numpy dequantization vs gguf.quants.dequantize, max |diff|: "
+        print("  numpy dequantization vs gguf.quants.dequantize, max |diff|: "
               + ", ".join(f"{k} {v:.1e}" for k, v in dq.items()))
 
 

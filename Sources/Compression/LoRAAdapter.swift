@@ -4,6 +4,8 @@ import Transformer
 
 /// Low-rank adapter on a frozen projection (LoRA as PEFT defines it):
 ///   y = W x + s · B (A · dropout(x)),   A (rank, in), B (out, rank), s = alpha / rank.
+/// Elastic use: the first r' rows of A and columns of B (rank), and the first in'/out' columns
+/// and rows (an elastic MLP width), without copies: the products read the slices in place.
 /// A starts Kaiming-uniform, B at zero, so the model is unchanged until training moves B.
 ///
 /// Shapes of what the last training forward keeps:
@@ -22,6 +24,11 @@ public final class LoRAAdapter: ProjectionAdapter {
     public let gradB: Tensor
     /// Folded into the frozen weight: the adapter then adds nothing.
     public private(set) var isMerged = false
+    /// The rank in use: a prefix of A's rows and B's columns (elastic rank). The scale stays
+    /// alpha / rank, as LoNAS, Shears and SQFT train and extract sub-adapters.
+    public var activeRank: Int {
+        didSet { precondition((1...rank).contains(activeRank), "active rank \(activeRank) outside 1…\(rank)") }
+    }
 
     private var rng: SeededGenerator
     private var h = Tensor(zeros: [0])
@@ -45,6 +52,7 @@ public final class LoRAAdapter: ProjectionAdapter {
         b = Tensor(zeros: [outFeatures, rank])
         gradA = Tensor(zeros: [rank, inFeatures])
         gradB = Tensor(zeros: [outFeatures, rank])
+        activeRank = rank
         rng = SeededGenerator(seed: seed)
         // PEFT: nn.init.kaiming_uniform_(A, a=√5) → U(−1/√in, 1/√in).
         rng.fillUniform(a, bound: 1 / Float(inFeatures).squareRoot())
@@ -54,50 +62,57 @@ public final class LoRAAdapter: ProjectionAdapter {
         if t.shape != shape { t = Tensor(zeros: shape) }
     }
 
-    public func forward(input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, training: Bool) {
+    public func forward(input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, inFeatures i: Int, outFeatures o: Int,
+                        training: Bool) {
         guard !isMerged else { return }
-        ensure(&h, [rows, rank])
+        let r = activeRank
+        ensure(&h, [rows, r])
         var source = input
         keptMask = training && dropout > 0
         if keptMask {
-            ensure(&u, [rows, inFeatures])
-            ensure(&mask, [rows, inFeatures])
+            ensure(&u, [rows, i])
+            ensure(&mask, [rows, i])
             let keep = 1 / (1 - dropout)
-            for i in 0..<(rows * inFeatures) {
+            for k in 0..<(rows * i) {
                 let m: Float = rng.nextUniform() < dropout ? 0 : keep
-                mask[i] = m
-                u[i] = input[i] * m
+                mask[k] = m
+                u[k] = input[k] * m
             }
             source = UnsafePointer(u.data)
         }
-        linearForward(out: h.data, input: source, weight: a.data, rows: rows, inFeatures: inFeatures, outFeatures: rank)
-        linearForward(out: out, input: h.data, weight: b.data, rows: rows, inFeatures: rank, outFeatures: outFeatures,
-                      accumulate: true, scale: scale)
+        // h = u A'ᵀ, A' = A[:r, :i] (rows of A, row stride inFeatures)
+        gemm(transposeA: false, transposeB: true, m: rows, n: r, k: i, a: source, lda: i, b: a.data, ldb: inFeatures,
+             c: h.data, ldc: r)
+        // out += s · h B'ᵀ, B' = B[:o, :r] (row stride rank)
+        gemm(transposeA: false, transposeB: true, m: rows, n: o, k: r, alpha: scale, a: h.data, lda: r, b: b.data, ldb: rank,
+             beta: 1, c: out, ldc: o)
     }
 
-    public func backward(dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>, rows: Int) {
+    public func backward(dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>, rows: Int,
+                         inFeatures i: Int, outFeatures o: Int) {
         guard !isMerged else { return }
-        precondition(h.shape == [rows, rank], "backward without a matching training forward")
-        ensure(&dh, [rows, rank])
-        // dh = s · dY B
-        gemm(transposeA: false, transposeB: false, m: rows, n: rank, k: outFeatures, alpha: scale,
-             a: dOut, lda: outFeatures, b: b.data, ldb: rank, c: dh.data, ldc: rank)
-        // dB += s · dYᵀ h
-        gemm(transposeA: true, transposeB: false, m: outFeatures, n: rank, k: rows, alpha: scale,
-             a: dOut, lda: outFeatures, b: h.data, ldb: rank, beta: 1, c: gradB.data, ldc: rank)
-        // dA += dhᵀ u
+        let r = activeRank
+        precondition(h.shape == [rows, r], "backward without a matching training forward")
+        ensure(&dh, [rows, r])
+        // dh = s · dY B'
+        gemm(transposeA: false, transposeB: false, m: rows, n: r, k: o, alpha: scale,
+             a: dOut, lda: o, b: b.data, ldb: rank, c: dh.data, ldc: r)
+        // dB' += s · dYᵀ h
+        gemm(transposeA: true, transposeB: false, m: o, n: r, k: rows, alpha: scale,
+             a: dOut, lda: o, b: h.data, ldb: r, beta: 1, c: gradB.data, ldc: rank)
+        // dA' += dhᵀ u
         let source = keptMask ? UnsafePointer(u.data) : input
-        gemm(transposeA: true, transposeB: false, m: rank, n: inFeatures, k: rows,
-             a: dh.data, lda: rank, b: source, ldb: inFeatures, beta: 1, c: gradA.data, ldc: inFeatures)
-        // dX += (dh A) ⊙ mask
+        gemm(transposeA: true, transposeB: false, m: r, n: i, k: rows,
+             a: dh.data, lda: r, b: source, ldb: i, beta: 1, c: gradA.data, ldc: inFeatures)
+        // dX += (dh A') ⊙ mask
         if keptMask {
-            ensure(&du, [rows, inFeatures])
-            gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: rank,
-                 a: dh.data, lda: rank, b: a.data, ldb: inFeatures, c: du.data, ldc: inFeatures)
-            for i in 0..<(rows * inFeatures) { dInput[i] += du[i] * mask[i] }
+            ensure(&du, [rows, i])
+            gemm(transposeA: false, transposeB: false, m: rows, n: i, k: r,
+                 a: dh.data, lda: r, b: a.data, ldb: inFeatures, c: du.data, ldc: i)
+            for k in 0..<(rows * i) { dInput[k] += du[k] * mask[k] }
         } else {
-            gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: rank,
-                 a: dh.data, lda: rank, b: a.data, ldb: inFeatures, beta: 1, c: dInput, ldc: inFeatures)
+            gemm(transposeA: false, transposeB: false, m: rows, n: i, k: r,
+                 a: dh.data, lda: r, b: a.data, ldb: inFeatures, beta: 1, c: dInput, ldc: i)
         }
     }
 

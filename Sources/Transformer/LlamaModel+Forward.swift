@@ -84,7 +84,7 @@ extension LlamaModel {
                 rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
                 project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
                 project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
-                swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * c.ffnDim)
+                swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * layer.activeFFN)
                 project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
             }
         }
@@ -93,12 +93,15 @@ extension LlamaModel {
     }
 
     /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one.
+    /// With an elastic MLP width the gate/up outputs and the down inputs are the first
+    /// `activeFFN` channels: the products run on those shapes, reading the frozen weights in place.
     @inline(__always)
     func project(_ layer: LlamaLayer, _ p: Projection, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                  rows: Int, accumulate: Bool = false, training: Bool = false) {
-        let (i, o) = p.shape(config)
-        linearForward(out: out, input: input, weight: layer.weight(p).data, rows: rows, inFeatures: i, outFeatures: o, accumulate: accumulate)
-        layer.adapters[p]?.forward(input: input, out: out, rows: rows, training: training)
+        let (i, o) = p.shape(config, ffn: layer.activeFFN)
+        linearForward(out: out, input: input, weight: layer.weight(p).data, rows: rows, inFeatures: i, outFeatures: o,
+                      accumulate: accumulate, weightStride: p.shape(config).inFeatures)
+        layer.adapters[p]?.forward(input: input, out: out, rows: rows, inFeatures: i, outFeatures: o, training: training)
     }
 
     /// Final norm and output projection, for all rows or each sequence's last.
@@ -149,7 +152,7 @@ extension LlamaModel {
                 rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.ffnNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
                 project(layer, .gate, input: xn.data, out: gate.data, rows: 1)
                 project(layer, .up, input: xn.data, out: up.data, rows: 1)
-                swigluForward(out: hidden.data, gate: gate.data, up: up.data, count: c.ffnDim)
+                swigluForward(out: hidden.data, gate: gate.data, up: up.data, count: layer.activeFFN)
                 project(layer, .down, input: hidden.data, out: x.data, rows: 1, accumulate: true)
             }
         }

@@ -88,7 +88,7 @@ extension LlamaModel {
                 rmsNormForward(out: a.xn2.data, rstd: a.rstd2.data, input: a.xMid.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
                 project(layer, .gate, input: a.xn2.data, out: a.gate.data, rows: rows, training: true)
                 project(layer, .up, input: a.xn2.data, out: a.up.data, rows: rows, training: true)
-                swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, count: rows * c.ffnDim)
+                swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, count: rows * layer.activeFFN)
                 let next = l + 1 < layers.count ? w.layers[l + 1].xIn : w.xFinal
                 next.data.update(from: a.xMid.data, count: rows * c.dim)
                 project(layer, .down, input: a.hidden.data, out: next.data, rows: rows, accumulate: true, training: true)
@@ -122,7 +122,7 @@ extension LlamaModel {
                 w.dHidden.zero()
                 projectBackward(layer, .down, dOut: w.dx.data, input: a.hidden.data, dInput: w.dHidden.data, rows: rows)
                 w.dGate.zero(); w.dUp.zero()
-                swigluBackward(dGate: w.dGate.data, dUp: w.dUp.data, dOut: w.dHidden.data, gate: a.gate.data, up: a.up.data, count: rows * c.ffnDim)
+                swigluBackward(dGate: w.dGate.data, dUp: w.dUp.data, dOut: w.dHidden.data, gate: a.gate.data, up: a.up.data, count: rows * layer.activeFFN)
                 w.dxn.zero()
                 projectBackward(layer, .gate, dOut: w.dGate.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
                 projectBackward(layer, .up, dOut: w.dUp.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
@@ -151,9 +151,10 @@ extension LlamaModel {
     @inline(__always)
     func projectBackward(_ layer: LlamaLayer, _ p: Projection, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          dInput: UnsafeMutablePointer<Float>, rows: Int) {
-        let (i, o) = p.shape(config)
-        linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input: input, weight: layer.weight(p).data, rows: rows, inFeatures: i, outFeatures: o)
-        layer.adapters[p]?.backward(dOut: dOut, input: input, dInput: dInput, rows: rows)
+        let (i, o) = p.shape(config, ffn: layer.activeFFN)
+        linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input: input, weight: layer.weight(p).data, rows: rows,
+                       inFeatures: i, outFeatures: o, weightStride: p.shape(config).inFeatures)
+        layer.adapters[p]?.backward(dOut: dOut, input: input, dInput: dInput, rows: rows, inFeatures: i, outFeatures: o)
     }
 
     /// Summed loss and counted targets without gradients (validation), on the inference path.

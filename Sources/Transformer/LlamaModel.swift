@@ -15,6 +15,9 @@ public final class LlamaLayer: @unchecked Sendable {
     public let wDown: Tensor           // (dim, ffnDim)
     /// Trainable additions to the projections (LoRA and its elastic forms); empty for the plain model.
     public var adapters: [Projection: ProjectionAdapter] = [:]
+    /// MLP channels in use: the first `activeFFN` outputs of gate and up and inputs of down
+    /// (elastic width, LoNAS mode B). The full width unless a subnet narrows it.
+    public var activeFFN: Int
 
     public func weight(_ p: Projection) -> Tensor {
         switch p {
@@ -38,6 +41,7 @@ public final class LlamaLayer: @unchecked Sendable {
         wGate = Tensor(zeros: [c.ffnDim, c.dim])
         wUp = Tensor(zeros: [c.ffnDim, c.dim])
         wDown = Tensor(zeros: [c.dim, c.ffnDim])
+        activeFFN = c.ffnDim
     }
 
     /// GGUF tensor name suffix → weight.

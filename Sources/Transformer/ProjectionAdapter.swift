@@ -21,6 +21,15 @@ public enum Projection: String, CaseIterable, Sendable, Comparable {
         }
     }
 
+    /// (in, out) features of this projection in a model, with the MLP `ffn` wide (elastic width).
+    public func shape(_ c: LlamaConfiguration, ffn: Int) -> (inFeatures: Int, outFeatures: Int) {
+        switch self {
+        case .gate, .up: return (c.dim, ffn)
+        case .down: return (ffn, c.dim)
+        default: return shape(c)
+        }
+    }
+
     /// (in, out) features of this projection in a model.
     public func shape(_ c: LlamaConfiguration) -> (inFeatures: Int, outFeatures: Int) {
         switch self {
@@ -35,9 +44,12 @@ public enum Projection: String, CaseIterable, Sendable, Comparable {
 /// A trainable addition to a frozen projection: y = W x + Δ(x). The model calls `forward` after
 /// its own product and `backward` during its backward pass; an adapter keeps what its backward
 /// needs from the last training forward, and accumulates its own parameter gradients.
+/// `inFeatures` and `outFeatures` are the widths in use, which an elastic MLP width may make
+/// smaller than the projection's (the first channels are kept).
 public protocol ProjectionAdapter: AnyObject {
     /// out (rows, outFeatures) += Δ(input (rows, inFeatures)).
-    func forward(input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, training: Bool)
+    func forward(input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, training: Bool)
     /// dInput += (∂Δ/∂input)ᵀ dOut; parameter gradients accumulate.
-    func backward(dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>, rows: Int)
+    func backward(dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>, rows: Int,
+                  inFeatures: Int, outFeatures: Int)
 }

@@ -31,7 +31,6 @@ struct Bench: ParsableCommand {
         let loadStart = Date()
         let llama = try LlamaModel.load(path: model)
         let loadSeconds = Date().timeIntervalSince(loadStart)
-        if ProcessInfo.processInfo.environment["SCULPT_PROFILE"] != nil { profileForward(llama, T: prefill); return }
         if train {
             let seconds = Training.stepSeconds(model: llama, steps: steps)
             let result: [String: Any] = ["train_step_seconds_median": seconds.sorted()[seconds.count / 2], "train_step_seconds": seconds,

@@ -59,9 +59,9 @@ final class LoRAGradientTests: XCTestCase {
         let x = Tensor(zeros: [3, 6]); rng.fillNormal(x, std: 1)
         let r = Tensor(zeros: [3, 5]); rng.fillNormal(r, std: 1)
         let y = Tensor(zeros: [3, 5])
-        adapter.forward(input: x.data, out: y.data, rows: 3, training: true)
+        adapter.forward(input: x.data, out: y.data, rows: 3, inFeatures: 6, outFeatures: 5, training: true)
         let dx = Tensor(zeros: [3, 6])
-        adapter.backward(dOut: r.data, input: x.data, dInput: dx.data, rows: 3)
+        adapter.backward(dOut: r.data, input: x.data, dInput: dx.data, rows: 3, inFeatures: 6, outFeatures: 5)
         // Recompute Σ r ⊙ Δ(x) with the same mask by replaying the forward on a copy of the state:
         // dX is zero exactly where the mask dropped the input.
         let dropped = (0..<18).filter { dx[$0] == 0 }.count
