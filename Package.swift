@@ -42,7 +42,7 @@ let package = Package(
 
         // Presentation and the command language.
         .target(name: "Display"),
-        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation", "Compression", "Transformer"]),
+        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation", "Compression", "Search", "Transformer"]),
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [

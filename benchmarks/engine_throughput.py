@@ -331,18 +331,21 @@ def build_torch_llama(model_path: Path, max_pos: int):
         x1, x2 = x[..., :HD // 2], x[..., HD // 2:]
         return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
-    try:
-        F.scaled_dot_product_attention(torch.zeros(2, 1, 4), torch.zeros(1, 1, 4), torch.zeros(1, 1, 4), enable_gqa=True)
+    try:  # enable_gqa: torch >= 2.5
+        F.scaled_dot_product_attention(torch.zeros(1, 2, 1, 4), torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4),
+                                       enable_gqa=True)
         gqa_native = True
     except (TypeError, RuntimeError):
         gqa_native = False
 
     def attention(q, k, v, causal):
-        if gqa_native:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
-        k = k.repeat_interleave(H // KV, dim=0)
-        v = v.repeat_interleave(H // KV, dim=0)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        # 4-D [1, heads, T, HD] so that the CPU flash-attention kernel takes it (3-D inputs, or
+        # GQA in 3-D, fall back to the much slower math path: 2-8x here at T = 512).
+        if not gqa_native:
+            k = k.repeat_interleave(H // KV, dim=0)
+            v = v.repeat_interleave(H // KV, dim=0)
+        extra = {"enable_gqa": True} if gqa_native else {}
+        return F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=causal, **extra)[0]
 
     def forward(ids, pos0=0, last_only=False, cache=None):
         """Logits [T or 1, V] for token ids [T] at positions pos0..pos0+T-1."""

@@ -75,9 +75,15 @@ public enum Training {
 
     /// Trains `adapters` (already attached to `model`). Cancellation is checked between
     /// micro-batches: an interrupted run keeps the adapters as trained so far.
+    ///
+    /// Super-network training (LoNAS, Shears): `sampleSubnet` activates one random subnet at the
+    /// start of every step, so each step trains the weights that subnet shares; `validationSubnet`
+    /// activates the subnet validation measures (and is left active at the end).
     public static func run(model: LlamaModel, adapters: LoRASet, train: TrainingData, validation: TrainingData?,
                            parameters p: Parameters, cancellation: CancellationToken? = nil,
+                           sampleSubnet: ((inout SeededGenerator) -> Void)? = nil, validationSubnet: (() -> Void)? = nil,
                            progress: ((Event) -> Void)? = nil) -> Result {
+        defer { validationSubnet?() }
         precondition(!adapters.isMerged, "unmerge the adapters before training")
         let optimizer = AdamW(parameters: adapters.parameters, weightDecay: p.weightDecay)
         let schedule = LearningRateSchedule(peak: p.learningRate, warmup: p.warmup, total: p.steps)
@@ -90,6 +96,7 @@ public enum Training {
 
         stepLoop: for step in 0..<p.steps {
             adapters.zeroGradients()
+            sampleSubnet?(&rng)
             var lossSum = 0.0, counted = 0
             for _ in 0..<p.accumulate {
                 if cancellation?.isCancelled == true { interrupted = true; break stepLoop }
@@ -107,6 +114,7 @@ public enum Training {
                               elapsed: Date().timeIntervalSince(started))
             let last = step + 1 == p.steps
             if let validation, (p.evalEvery > 0 && (step + 1) % p.evalEvery == 0) || last {
+                validationSubnet?()
                 event.validationLoss = validationLoss(model: model, data: validation, batch: p.batch, seq: p.seq, batches: p.validationBatches)
             }
             events.append(event)

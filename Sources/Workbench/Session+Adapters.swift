@@ -11,6 +11,9 @@ extension Session {
         let model = try requireModel()
         lora?.detach(from: model)
         lora = nil
+        elastic = nil
+        activeGenome = nil
+        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
         let set = try LoRASet(model: model, configuration: configuration, seed: seed)
         lora = set
         trainingHistory = []
@@ -60,8 +63,14 @@ extension Session {
         let offset = trainingHistory.last?.step ?? 0
         var p = parameters
         p.seed = seed &+ UInt64(offset)
+        // With elastic adapters, every step trains one random subnet (uniform per group); validation
+        // measures the active subnet, which stays active afterwards.
+        let space = elastic
+        let active = activeGenome
+        let sample: ((inout SeededGenerator) -> Void)? = space.map { space in { rng in space.apply(space.random(&rng), model: model, adapters: set) } }
+        let validate: (() -> Void)? = space.map { space in { space.apply(active ?? space.maximal, model: model, adapters: set) } }
         let result = Training.run(model: model, adapters: set, train: train, validation: validation?.0, parameters: p,
-                                  cancellation: cancellation) { event in
+                                  cancellation: cancellation, sampleSubnet: sample, validationSubnet: validate) { event in
             var shifted = event
             shifted.step += offset
             self.trainingHistory.append(shifted)
@@ -81,6 +90,9 @@ extension Session {
         let model = try requireModel()
         lora?.detach(from: model)
         lora = nil
+        elastic = nil
+        activeGenome = nil
+        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
         let set = try PEFTAdapters.load(from: path, into: model)
         lora = set
         trainingHistory = []

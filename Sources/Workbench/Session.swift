@@ -24,6 +24,12 @@ public final class Session {
     /// LoRA adapters attached to the model, and every training step taken with them.
     public internal(set) var lora: LoRASet?
     public internal(set) var trainingHistory = [Training.Event]()
+    /// The super-network's search space, its active subnet, and searches by name.
+    public internal(set) var elastic: ElasticSpace?
+    public internal(set) var activeGenome: [Int]?
+    public internal(set) var fronts = [String: SearchRecord]()
+    public internal(set) var lastFront: String?
+    var randomDraws = 0
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -40,6 +46,10 @@ public final class Session {
         tokenCache = [:]
         lora = nil
         trainingHistory = []
+        elastic = nil
+        activeGenome = nil
+        fronts = [:]
+        lastFront = nil
     }
 
     // MARK: Models
@@ -85,6 +95,8 @@ public final class Session {
         tokenCache = [:]
         lora = nil
         trainingHistory = []
+        elastic = nil
+        activeGenome = nil
     }
 
     public func requireModel() throws -> LlamaModel {

@@ -1,0 +1,202 @@
+import Compression
+import Display
+import Foundation
+import Search
+import Transformer
+import Workbench
+
+extension CommandTable {
+    static let elasticCommands: [Command] = [
+        Command("elastic", summary: "Make the adapters elastic: a weight-sharing super-network over ranks (A) and MLP widths (B)",
+                details: "Mode A: each group of adapters uses a prefix of the rank (A[:r], B[:, :r]), with the scale fixed at "
+                    + "alpha / r_max. Mode B also cuts the frozen MLP: the first channels of gate and up (with their lora_B rows) "
+                    + "and of down's inputs (with its lora_A columns). Fresh adapters are attached at the largest rank; `train` "
+                    + "then trains one random subnet per step. Groups: `layer` (one rank per layer), `family` (attention and MLP "
+                    + "adapters apart), `module` (each adapter).",
+                arguments: [
+                    .option("mode", .choice(["A", "B"]), default: "A", help: "A: elastic rank; B: elastic rank and MLP width"),
+                    .option("ranks", .text, default: "32,24,16", help: "rank choices, largest first"),
+                    .option("widths", .text, default: "100%,87.5%,75%,62.5%,50%", help: "MLP width choices (mode B)"),
+                    .option("groups", .choice(ElasticGrouping.allCases.map(\.rawValue)), default: "family", help: "which adapters share a rank choice"),
+                    .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), help: "projections (A: q,k,v,up,down; B: q,k,v,gate,up,down)"),
+                    .option("alpha", .number(0...100_000), help: "LoRA alpha (default 2 × largest rank)"),
+                    .option("dropout", .number(0...0.9), default: "0", help: "adapter dropout while training"),
+                ],
+                examples: ["elastic mode=A ranks=32,24,16", "elastic mode=B ranks=32,28 widths=100%,87.5%,75%,62.5%,50% groups=family"]) { arguments, context in
+            let mode = ElasticMode(rawValue: arguments.text("mode")!)!
+            let ranks = try parseList(arguments.text("ranks")!, name: "ranks") { Int($0) }
+            let widths = try parseList(arguments.text("widths")!, name: "widths") { text -> Double? in
+                text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+            }
+            let defaultTargets: [Projection] = mode == .a ? [.q, .k, .v, .up, .down] : [.q, .k, .v, .gate, .up, .down]
+            let targets = arguments.list("targets").map { $0.compactMap(Projection.init(rawValue:)) } ?? defaultTargets
+            let space = try context.session.makeElastic(mode: mode, ranks: ranks, widths: widths,
+                                                        grouping: ElasticGrouping(rawValue: arguments.text("groups")!)!, targets: targets,
+                                                        alpha: arguments.number("alpha").map(Float.init), dropout: Float(arguments.number("dropout")!))
+            return spaceCard(space)
+        },
+
+        Command("subnet", summary: "Activate a subnet: max, min, heuristic, random, pareto NAME INDEX, or rank=/width=/genome=",
+                details: "`heuristic` is the midpoint of LoNAS/Shears/SQFT: choice (n − 1) / 2 of each descending list. "
+                    + "`rank=24 width=75%` picks the nearest choice in every group; `genome=0,1,2,…` gives each group's choice index. "
+                    + "Shows the active ranks and widths per layer and what the subnet costs.",
+                arguments: [
+                    .positional("which", .words, required: false, help: "max | min | heuristic | random | pareto NAME INDEX"),
+                    .option("rank", .integer(1...100_000), help: "every rank group at the nearest choice"),
+                    .option("width", .text, help: "every width group at the nearest choice (e.g. 75%)"),
+                    .option("genome", .text, help: "choice indices, one per group, comma-separated"),
+                ],
+                examples: ["subnet heuristic", "subnet rank=24 width=75%", "subnet pareto front1 2"]) { arguments, context in
+            let session = context.session
+            let space = try session.requireElastic()
+            let genome = try chooseSubnet(arguments, session: session, space: space)
+            try session.activate(genome)
+            return subnetTable(space, genome: genome, model: try session.requireModel())
+        },
+
+        Command("cost", summary: "What a subnet costs: parameters, MACs per token, bytes (computed) and latency (measured)",
+                details: "Without arguments, the active subnet (or the plain model). Figures are computed from shapes; latency is "
+                    + "measured on one sequence of `tokens` tokens (trimmed mean of repeated runs). Ratios compare with the largest subnet.",
+                arguments: [
+                    .positional("which", .words, required: false, help: "as for `subnet` (default: the active subnet)"),
+                    .option("rank", .integer(1...100_000), help: "every rank group at the nearest choice"),
+                    .option("width", .text, help: "every width group at the nearest choice"),
+                    .option("genome", .text, help: "choice indices, one per group"),
+                    .option("latency", .flag, default: "yes", help: "also measure forward latency"),
+                    .option("tokens", .integer(1...8192), default: "128", help: "tokens for the latency measurement"),
+                ],
+                examples: ["cost", "cost heuristic", "cost rank=16 width=50%"]) { arguments, context in
+            let session = context.session
+            let space = try session.requireElastic()
+            let restore = session.activeGenome ?? space.maximal
+            defer { try? session.activate(restore) }
+            let genome = (arguments.has("which") || arguments.has("rank") || arguments.has("width") || arguments.has("genome"))
+                ? try chooseSubnet(arguments, session: session, space: space) : restore
+            let cost = space.cost(genome), full = space.cost(space.maximal)
+            var rows: [[String]] = [
+                ["parameters", "\(formatCount(Double(cost.parameters))) (\(cost.parameters))", ratio(cost.parameters, full.parameters), "computed"],
+                ["adapter parameters", formatCount(Double(cost.adapterParameters)), ratio(cost.adapterParameters, full.adapterParameters), "computed"],
+                ["MACs per token", formatCount(Double(cost.macsPerToken)), ratio(cost.macsPerToken, full.macsPerToken), "computed"],
+                ["weights (Float32)", formatBytes(cost.bytes), ratio(cost.bytes, full.bytes), "computed"],
+            ]
+            if arguments.flag("latency") == true {
+                let tokens = arguments.integer("tokens")!
+                let mine = try session.subnetLatency(genome, tokens: tokens)
+                let largest = try session.subnetLatency(space.maximal, tokens: tokens)
+                rows.append(["forward latency (\(tokens) tokens)", String(format: "%.2f ms", mine * 1000),
+                             String(format: "%.2f× (speedup %.2f×)", mine / largest, largest / mine), "measured"])
+            }
+            return Table(title: "Cost of the subnet", columns: ["", "value", "vs largest", "how"], rows: rows).bundle
+        },
+
+        Command("search nsga2", summary: "Multi-objective search over subnets (NSGA-II), the Pareto front growing live",
+                details: "Each subnet is scored on the validation split (`eval_tokens` tokens; Austen: Northanger Abbey) and on "
+                    + "its cost; both are minimized. NNCF's settings: SBX (p 0.9, η 10), polynomial mutation (η 3), duplicates "
+                    + "eliminated, each subnet evaluated once. The largest and the heuristic subnet seed the first generation and "
+                    + "are marked on the plot. Interrupting keeps the front found so far under its name.",
+                arguments: [
+                    .positional("as", .words, required: false, help: "`as NAME` to name the result (default: search1, search2, …)"),
+                    .option("population", .integer(2...1000), default: "8", help: "subnets per generation"),
+                    .option("generations", .integer(0...1000), default: "5", help: "generations after the first"),
+                    .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params"]), default: "loss,macs", help: "what to minimize"),
+                    .option("eval_tokens", .integer(16...10_000_000), default: "1024", help: "validation tokens per subnet"),
+                ],
+                examples: ["search nsga2 population=8 generations=5 objectives=loss,macs as front1"]) { arguments, context in
+            try runSearch(arguments, context)
+        },
+
+        Command("pareto", summary: "Show or export a search's front: table, plot, or csv PATH",
+                arguments: [.positional("what", .words, required: false, help: "[NAME] [table|plot|csv PATH] (default: the last search, table)")],
+                examples: ["pareto", "pareto front1 plot", "pareto front1 csv front1.csv"]) { arguments, context in
+            try showPareto(arguments, context)
+        },
+
+        Command("compare", summary: "Fronts of several searches side by side: a plot and a table with hypervolumes",
+                arguments: [.positional("names", .words, help: "search names")],
+                examples: ["compare front1 front2"]) { arguments, context in
+            try compareFronts(arguments, context)
+        },
+    ]
+
+    static func parseList<T>(_ text: String, name: String, _ convert: (String) -> T?) throws -> [T] {
+        let items = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        var out = [T]()
+        for item in items {
+            guard let value = convert(item) else { throw CommandError(.badValue, "`\(name)` takes a comma-separated list; `\(item)` is not a valid item", word: item) }
+            out.append(value)
+        }
+        guard !out.isEmpty else { throw CommandError(.badValue, "`\(name)` is empty", word: name) }
+        return out
+    }
+
+    static func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "—" : String(format: "%.3f×", Double(a) / Double(b)) }
+
+    static func chooseSubnet(_ arguments: Arguments, session: Session, space: ElasticSpace) throws -> [Int] {
+        if let genome = arguments.text("genome") {
+            let values = try parseList(genome, name: "genome") { Int($0) }
+            guard space.isValid(values) else {
+                throw CommandError(.badValue, "a genome has \(space.groups.count) indices (one per group), each below its group's number of choices", word: genome)
+            }
+            return values
+        }
+        if arguments.has("rank") || arguments.has("width") {
+            let width = try arguments.text("width").map { text -> Double in
+                guard let v = text.hasSuffix("%") ? Double(text.dropLast()).map({ $0 / 100 }) : Double(text) else {
+                    throw CommandError(.badValue, "`width` is a fraction like 75% or 0.75", word: text)
+                }
+                return v
+            }
+            return space.uniform(rank: arguments.integer("rank"), widthFraction: width)
+        }
+        let words = (arguments.text("which") ?? "max").split(separator: " ").map(String.init)
+        switch words.first ?? "max" {
+        case "max": return space.maximal
+        case "min": return space.minimal
+        case "heuristic": return space.heuristic
+        case "random": return try session.randomSubnet()
+        case "pareto":
+            guard words.count == 3, let index = Int(words[2]) else {
+                throw CommandError(.missingArgument, "`subnet pareto` needs a search name and an index: subnet pareto NAME INDEX")
+            }
+            guard let record = session.fronts[words[1]] else {
+                throw CommandError(.badValue, "no search named `\(words[1])`", word: words[1], suggestion: nearest(words[1], in: Array(session.fronts.keys)))
+            }
+            guard record.front.indices.contains(index) else {
+                throw CommandError(.badValue, "`\(words[1])` has \(record.front.count) front points (0…\(record.front.count - 1))", word: words[2])
+            }
+            return record.front[index].genome
+        default:
+            throw CommandError(.badValue, "unknown subnet `\(words[0])`", word: words[0],
+                               suggestion: nearest(words[0], in: ["max", "min", "heuristic", "random", "pareto"]))
+        }
+    }
+
+    static func spaceCard(_ space: ElasticSpace) -> MimeBundle {
+        var rows = [[String]]()
+        let layers = space.config.layers
+        let perLayer = space.groups.count / max(1, layers)
+        for group in space.groups.prefix(perLayer) {
+            var name = group.name.replacingOccurrences(of: "layer 0 ", with: "")
+            if case .width = group.kind { name += " (channels)" }
+            rows.append([name, group.choices.map(String.init).joined(separator: ", "), "×\(layers) layers"])
+        }
+        let title = "Elastic mode \(space.mode.rawValue), groups by \(space.grouping.rawValue): \(space.groups.count) groups, "
+            + String(format: "%.3g", space.subnetCount) + " subnets; heuristic = choice (n−1)/2 of each"
+        return Table(title: title, columns: ["group (per layer)", "choices (largest first)", "repeats"], rows: rows).bundle
+    }
+
+    static func subnetTable(_ space: ElasticSpace, genome: [Int], model: LlamaModel) -> MimeBundle {
+        let (ranks, widths) = space.resolve(genome)
+        let targets = space.targets
+        let rows: [[String]] = (0..<space.config.layers).map { l in
+            [String(l)] + targets.map { ranks[l][$0].map(String.init) ?? "—" }
+                + [space.mode == .b ? "\(widths[l]) (\(Int((100 * Double(widths[l]) / Double(space.config.ffnDim)).rounded()))%)" : "\(widths[l])"]
+        }
+        let cost = space.cost(genome), full = space.cost(space.maximal)
+        let title = "Active subnet: " + String(format: "%.1f%% of the largest's MACs, %.1f%% of its parameters",
+                                              100 * Double(cost.macsPerToken) / Double(full.macsPerToken),
+                                              100 * Double(cost.parameters) / Double(full.parameters))
+        return Table(title: title, columns: ["layer"] + targets.map { "rank \($0.rawValue)" } + ["MLP width"],
+                     alignments: [.right] + targets.map { _ in .right } + [.right], rows: rows).bundle
+    }
+}

@@ -1,0 +1,155 @@
+import Compression
+import Display
+import Foundation
+import Search
+import Workbench
+
+extension CommandTable {
+    /// `search nsga2`: one display (scatter of every evaluated subnet coloured by generation, the
+    /// front as a line, heuristic and largest marked) updated after each generation, then the
+    /// front as a table.
+    static func runSearch(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
+        let session = context.session
+        _ = try session.requireElastic()
+        let words = (arguments.text("as") ?? "").split(separator: " ").map(String.init)
+        var name = "search\(session.fronts.count + 1)"
+        if !words.isEmpty {
+            guard words.count == 2, words[0] == "as" else {
+                throw CommandError(.unexpectedArgument, "name a search with `as NAME`", word: words.joined(separator: " "))
+            }
+            name = words[1]
+        }
+        let objectives = arguments.text("objectives")!.split(separator: ",").compactMap { SearchObjective(rawValue: String($0)) }
+        let population = arguments.integer("population")!, generations = arguments.integer("generations")!
+        let id = "search-" + UUID().uuidString.lowercased()
+        let started = Date()
+        var shown = false
+
+        func show(_ record: SearchRecord, state: ProgressBar.State) {
+            let elapsed = Date().timeIntervalSince(started)
+            var bar = ProgressBar(title: "NSGA-II \(name)", done: Double(record.generationsDone), total: Double(generations),
+                                  unit: "generations", state: state)
+            if record.generationsDone > 0 { bar.secondsLeft = elapsed / Double(record.generationsDone) * Double(generations - record.generationsDone) }
+            bar.note = "\(record.evaluated.count) subnets evaluated, \(record.front.count) on the front"
+            let bundle = plot(record, title: "\(name): generation \(record.generationsDone)/\(generations) · \(bar.note!)")
+                .bundle(plain: bar.plainText, htmlPrefix: bar.html)
+            if shown { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id); shown = true }
+        }
+
+        do {
+            let record = try session.search(population: population, generations: generations, objectives: objectives,
+                                            evalTokens: arguments.integer("eval_tokens")!, name: name) { _, record in
+                show(record, state: .running)
+            }
+            show(record, state: record.interrupted ? .interrupted : .finished)
+            if record.interrupted { throw CancellationError() }
+            return frontTable(record, session: session)
+        } catch let error as CancellationError {
+            if let record = session.fronts[name] { show(record, state: .interrupted) }
+            throw error
+        }
+    }
+
+    static func plot(_ record: SearchRecord, title: String) -> ScatterPlot {
+        // x: the cost objective; y: validation loss.
+        let xIndex = record.objectives.firstIndex { $0 != .loss } ?? 0
+        let yIndex = record.objectives.firstIndex(of: .loss) ?? 0
+        let points = record.evaluated.map {
+            ScatterPlot.Point(x: $0.objectives[xIndex], y: $0.objectives[yIndex], group: $0.generation, label: $0.genome.map(String.init).joined(separator: ","))
+        }
+        let front = record.front.map { ($0.objectives[xIndex], $0.objectives[yIndex]) }.sorted { $0.0 < $1.0 }
+        var markers = [ScatterPlot.Marker]()
+        if let m = record.maximal { markers.append(.init(name: "largest", x: m.objectives[xIndex], y: m.objectives[yIndex], colour: "#d62728")) }
+        if let h = record.heuristic { markers.append(.init(name: "heuristic", x: h.objectives[xIndex], y: h.objectives[yIndex], colour: "#2ca02c")) }
+        return ScatterPlot(title: title, xTitle: record.objectives[xIndex].label, yTitle: record.objectives[yIndex].label,
+                           groupTitle: "generation", points: points, front: front, markers: markers)
+    }
+
+    static func frontTable(_ record: SearchRecord, session: Session) -> MimeBundle {
+        guard let space = session.elastic else { return MimeBundle(plain: "no elastic space") }
+        let lossIndex = record.objectives.firstIndex(of: .loss)
+        let latencyIndex = record.objectives.firstIndex(of: .latency)
+        func row(_ label: String, _ individual: Individual) -> [String] {
+            let cost = space.cost(individual.genome)
+            let (ranks, widths) = space.resolve(individual.genome)
+            let allRanks = ranks.flatMap(\.values)
+            let meanRank = Double(allRanks.reduce(0, +)) / Double(max(1, allRanks.count))
+            let meanWidth = 100 * Double(widths.reduce(0, +)) / Double(widths.count * space.config.ffnDim)
+            return [label,
+                    lossIndex.map { String(format: "%.4f", individual.objectives[$0]) } ?? "—",
+                    formatCount(Double(cost.parameters)), formatCount(Double(cost.macsPerToken))]
+                + (latencyIndex.map { [String(format: "%.2f", individual.objectives[$0])] } ?? [])
+                + [String(format: "%.1f", meanRank), String(format: "%.1f%%", meanWidth)]
+        }
+        var rows = record.front.enumerated().map { row(String($0.offset), $0.element) }
+        if let h = record.heuristic { rows.append(row("heuristic", h)) }
+        if let m = record.maximal { rows.append(row("largest", m)) }
+        let title = "Pareto front of \(record.name): \(record.front.count) subnets of \(record.evaluated.count) evaluated"
+            + (record.interrupted ? " (interrupted at generation \(record.generationsDone))" : "")
+            + " · validation loss on \(record.evalTokens) tokens and latency measured; parameters and MACs computed"
+        let columns = ["#", "validation loss", "parameters", "MACs/token"] + (latencyIndex == nil ? [] : ["latency (ms)"]) + ["mean rank", "mean MLP width"]
+        return Table(title: title, columns: columns, alignments: [.left] + columns.dropFirst().map { _ in .right }, rows: rows).bundle
+    }
+
+    static func record(named name: String?, _ session: Session) throws -> SearchRecord {
+        guard let name = name ?? session.lastFront else { throw CommandError(.failed, "no search has run yet: use `search nsga2 … as NAME`") }
+        guard let record = session.fronts[name] else {
+            throw CommandError(.badValue, "no search named `\(name)`", word: name, suggestion: nearest(name, in: Array(session.fronts.keys)))
+        }
+        return record
+    }
+
+    static func showPareto(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
+        var words = (arguments.text("what") ?? "").split(separator: " ").map(String.init)
+        var name: String?
+        if let first = words.first, !["table", "plot", "csv"].contains(first) { name = first; words.removeFirst() }
+        let record = try record(named: name, context.session)
+        switch words.first ?? "table" {
+        case "table": return frontTable(record, session: context.session)
+        case "plot": return plot(record, title: "\(record.name): \(record.evaluated.count) subnets, front of \(record.front.count)").bundle(plain: "front of \(record.name): \(record.front.count) subnets")
+        case "csv":
+            guard words.count == 2 else { throw CommandError(.missingArgument, "`pareto csv` needs a path: pareto [NAME] csv PATH") }
+            let path = (words[1] as NSString).expandingTildeInPath
+            let header = (record.objectives.map(\.rawValue) + ["front", "generation", "genome"]).joined(separator: ",")
+            let frontGenomes = Set(record.front.map(\.genome))
+            let lines = record.evaluated.map { i in
+                (i.objectives.map { String($0) } + [frontGenomes.contains(i.genome) ? "1" : "0", String(i.generation),
+                                                      "\"" + i.genome.map(String.init).joined(separator: " ") + "\""]).joined(separator: ",")
+            }
+            try ([header] + lines).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+            return MimeBundle(plain: "wrote \(record.evaluated.count) subnets (\(record.front.count) on the front) to \(path)")
+        default:
+            throw CommandError(.badValue, "`pareto` shows a table, a plot or a csv, not `\(words[0])`", word: words[0],
+                               suggestion: nearest(words[0], in: ["table", "plot", "csv"]))
+        }
+    }
+
+    static func compareFronts(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
+        let names = (arguments.text("names") ?? "").split(separator: " ").map(String.init)
+        let records = try names.map { try record(named: $0, context.session) }
+        guard let first = records.first, records.allSatisfy({ $0.objectives == first.objectives }) else {
+            throw CommandError(.badValue, "fronts compare only when their objectives are the same")
+        }
+        // A shared reference point: 10% beyond the worst value of each objective over all fronts.
+        let all = records.flatMap { $0.front.map(\.objectives) }
+        let reference = (0..<first.objectives.count).map { m -> Double in
+            let values = all.map { $0[m] }
+            return (values.max() ?? 1) + 0.1 * ((values.max() ?? 1) - (values.min() ?? 0) + 1e-9)
+        }
+        let rows: [[String]] = records.map { r in
+            let hv = first.objectives.count == 2 ? String(format: "%.4g", Pareto.hypervolume2D(r.front.map(\.objectives), reference: reference)) : "—"
+            let best = r.front.map { $0.objectives[first.objectives.firstIndex(of: .loss) ?? 0] }.min() ?? .nan
+            return [r.name, String(r.evaluated.count), String(r.front.count), String(format: "%.4f", best), hv]
+        }
+        var plot = plot(first, title: "Fronts: " + names.joined(separator: ", "))
+        let xIndex = first.objectives.firstIndex { $0 != .loss } ?? 0, yIndex = first.objectives.firstIndex(of: .loss) ?? 0
+        plot.groupTitle = "front"
+        plot.points = records.enumerated().flatMap { k, r in r.front.map { ScatterPlot.Point(x: $0.objectives[xIndex], y: $0.objectives[yIndex], group: k, label: r.name) } }
+        let table = Table(title: "Fronts compared (hypervolume against a shared reference; higher is better)",
+                          columns: ["search", "evaluated", "front", "best loss", "hypervolume"], rows: rows)
+        var bundle = plot.bundle(plain: table.plainText)
+        bundle.set("text/html", .text(table.html + plot.svg))
+        bundle.set("text/markdown", .text(table.markdown))
+        return bundle
+    }
+}

@@ -1,0 +1,167 @@
+import Compression
+import Evaluation
+import Foundation
+import Search
+import Tensors
+import Transformer
+
+/// What a search optimizes besides loss.
+public enum SearchObjective: String, Sendable, CaseIterable {
+    case loss, macs, params, latency
+
+    public var label: String {
+        switch self {
+        case .loss: return "validation loss"
+        case .macs: return "MACs per token"
+        case .params: return "parameters"
+        case .latency: return "latency (ms)"
+        }
+    }
+}
+
+/// A finished (or interrupted) search, kept under its name.
+public struct SearchRecord: Sendable {
+    public var name: String
+    public var objectives: [SearchObjective]
+    public var evaluated: [Individual]
+    public var front: [Individual]
+    public var generationsDone: Int
+    public var generations: Int
+    public var interrupted: Bool
+    /// The midpoint heuristic and the largest subnet, evaluated the same way, for reference.
+    public var heuristic: Individual?
+    public var maximal: Individual?
+    public var evalTokens: Int
+}
+
+extension Session {
+    /// Makes the adapters elastic: fresh LoRA at the largest rank (replacing any), and a search
+    /// space over ranks (and MLP widths in mode B). The largest subnet is active.
+    @discardableResult
+    public func makeElastic(mode: ElasticMode, ranks: [Int], widths: [Double], grouping: ElasticGrouping,
+                            targets: [Projection], alpha: Float?, dropout: Float) throws -> ElasticSpace {
+        let model = try requireModel()
+        guard let top = ranks.max(), ranks.allSatisfy({ $0 >= 1 }) else { throw WorkbenchError.invalid("ranks must be positive") }
+        if mode == .b {
+            guard !widths.isEmpty, widths.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
+                throw WorkbenchError.invalid("widths are fractions of the MLP in (0, 100%], e.g. widths=100%,75%,50%")
+            }
+            guard targets.contains(.gate) || targets.contains(.up) || targets.contains(.down) else {
+                throw WorkbenchError.invalid("mode B slices the MLP: target at least one of gate, up, down")
+            }
+        }
+        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
+        try attachLoRA(LoRAConfiguration(rank: top, alpha: alpha ?? Float(2 * top), targets: targets, dropout: dropout))
+        let space = ElasticSpace(config: model.config, mode: mode, rankChoices: Array(Set(ranks)), widthFractions: Array(Set(widths)),
+                                 grouping: grouping, targets: targets)
+        elastic = space
+        activeGenome = space.maximal
+        return space
+    }
+
+    public func requireElastic() throws -> ElasticSpace {
+        guard let elastic else { throw WorkbenchError.invalid("the adapters are not elastic: use `elastic mode=A ranks=32,24,16` first") }
+        return elastic
+    }
+
+    /// A random subnet: uniform per group, the n-th draw of the session's seed.
+    public func randomSubnet() throws -> [Int] {
+        let space = try requireElastic()
+        randomDraws += 1
+        var rng = SeededGenerator(seed: seed &+ 0x5EED &* UInt64(randomDraws))
+        return space.random(&rng)
+    }
+
+    /// Activates a subnet (a genome of choice indices).
+    public func activate(_ genome: [Int]) throws {
+        let space = try requireElastic()
+        guard space.isValid(genome) else { throw WorkbenchError.invalid("a subnet has \(space.groups.count) choices, one per group") }
+        space.apply(genome, model: try requireModel(), adapters: try requireLoRA())
+        activeGenome = genome
+    }
+
+    /// Window shape for subnet evaluation: 4 sequences of up to 128 tokens.
+    func evaluationShape(_ model: LlamaModel) -> (batch: Int, seq: Int) {
+        (4, min(128, model.config.contextLength - 1))
+    }
+
+    /// Mean validation loss of a subnet on the first `tokens` tokens of the validation split.
+    public func subnetLoss(_ genome: [Int], tokens: Int, validationSplit: String? = nil) throws -> Double {
+        let model = try requireModel()
+        // The validation split (Austen: Northanger Abbey); for a single text, the split `data text` chose.
+        guard let (data, _) = try validationData(split: validationSplit) ?? validationData(split: evaluationSplit) else { throw WorkbenchError.noData }
+        try activate(genome)
+        let (batch, seq) = evaluationShape(model)
+        let batches = max(1, (tokens + batch * seq - 1) / (batch * seq))
+        return Training.validationLoss(model: model, data: data, batch: batch, seq: seq, batches: batches)
+    }
+
+    /// Forward latency of a subnet on one sequence of `tokens` tokens: trimmed mean of `runs`
+    /// timed passes after warm-up (measured, not computed).
+    public func subnetLatency(_ genome: [Int], tokens: Int = 128, runs: Int = 7) throws -> Double {
+        let model = try requireModel()
+        try activate(genome)
+        let seq = min(tokens, model.config.contextLength)
+        let ids = (0..<seq).map { Int32(($0 * 7919) % model.config.vocabSize) }
+        let workspace = ForwardWorkspace(config: model.config, batch: 1, seq: seq)
+        return Throughput.trimmedMean(runs: runs) { _ = model.forward(tokens: ids, batch: 1, seq: seq, logits: .last, workspace: workspace) }
+    }
+
+    /// The objectives of a genome, in the order asked.
+    public func objectives(_ genome: [Int], _ wanted: [SearchObjective], evalTokens: Int) throws -> [Double] {
+        let space = try requireElastic()
+        let cost = space.cost(genome)
+        return try wanted.map { objective in
+            switch objective {
+            case .loss: return try subnetLoss(genome, tokens: evalTokens)
+            case .macs: return Double(cost.macsPerToken)
+            case .params: return Double(cost.parameters)
+            case .latency: return try subnetLatency(genome) * 1000
+            }
+        }
+    }
+
+    /// NSGA-II over the space. Progress after each generation; an interrupt keeps what was found
+    /// under the name. The active subnet is restored at the end.
+    public func search(population: Int, generations: Int, objectives wanted: [SearchObjective], evalTokens: Int, name: String,
+                       progress: @escaping (NSGA2.Progress, SearchRecord) -> Void) throws -> SearchRecord {
+        let space = try requireElastic()
+        _ = try requireLoRA()
+        let restore = activeGenome ?? space.maximal
+        defer { try? activate(restore) }
+        let heuristic = Individual(genome: space.heuristic, objectives: try objectives(space.heuristic, wanted, evalTokens: evalTokens), generation: 0)
+        let maximal = Individual(genome: space.maximal, objectives: try objectives(space.maximal, wanted, evalTokens: evalTokens), generation: 0)
+        var record = SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: generations,
+                                  interrupted: false, heuristic: heuristic, maximal: maximal, evalTokens: evalTokens)
+        struct SubnetProblem: Problem {
+            let session: Session
+            let space: ElasticSpace
+            let wanted: [SearchObjective]
+            let evalTokens: Int
+            var lower: [Int] { space.groups.map { _ in 0 } }
+            var upper: [Int] { space.upperBounds }
+            var objectiveCount: Int { wanted.count }
+            func evaluate(_ genome: [Int]) throws -> [Double] { try session.objectives(genome, wanted, evalTokens: evalTokens) }
+        }
+        var parameters = NSGA2.Parameters(population: population, generations: generations, seed: seed)
+        // NNCF's BootstrapNAS settings: SBX p 0.9 η 10, polynomial mutation η 3.
+        parameters.crossoverEta = 10
+        parameters.mutationEta = 3
+        let result = try NSGA2.run(SubnetProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens),
+                                   parameters: parameters, seeds: [space.maximal, space.heuristic],
+                                   isCancelled: { self.cancellation.isCancelled }) { step in
+            record.evaluated = step.evaluated
+            record.front = Pareto.nonDominated(step.evaluated.map(\.objectives)).map { step.evaluated[$0] }
+            record.generationsDone = step.generation
+            self.fronts[name] = record
+            progress(step, record)
+        }
+        record.evaluated = result.evaluated
+        record.front = result.front
+        record.generationsDone = result.generationsDone
+        record.interrupted = result.interrupted
+        fronts[name] = record
+        lastFront = name
+        return record
+    }
+}
