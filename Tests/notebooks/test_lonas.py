@@ -1,0 +1,61 @@
+"""The LoNAS notebook on the tiny model, executed headless, with its outputs checked."""
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from run_notebook import execute  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nb") / "lonas.ipynb"
+    notebook, _ = execute(REPO / "notebooks/lonas.ipynb", out, kernel="sculpt", timeout=300)
+    return {cell.source: cell for cell in notebook.cells if cell.cell_type == "code"}
+
+
+def result(cells, source):
+    [r] = [o for o in cells[source].outputs if o.output_type == "execute_result"]
+    return r.data
+
+
+def test_search_space_card(cells):
+    text = result(cells, "elastic mode=B ranks=16,12,8 widths=100%,75%,50% groups=family")["text/plain"]
+    # 4 layers × (2 rank groups + 1 width group) of 3 choices each: 3^12 subnets.
+    assert "12 groups" in text and "5.31e+05 subnets" in text, text
+    assert "256, 192, 128" in text
+
+
+def test_heuristic_is_the_midpoint_and_cheaper(cells):
+    outputs = cells["subnet heuristic\ncost"].outputs
+    [table] = [o for o in outputs if o.output_type == "display_data"]
+    assert "    0      12      12      12         12       12         12  192 (75%)" in table.data["text/plain"]
+    cost = result(cells, "subnet heuristic\ncost")["text/plain"]
+    assert "measured" in cost and "computed" in cost
+    macs_ratio = float(cost.split("MACs per token")[1].split()[1].rstrip("×"))
+    assert macs_ratio < 1
+
+
+def test_search_display_and_front(cells):
+    source = "search nsga2 population=8 generations=4 objectives=loss,macs eval_tokens=512 as front1"
+    [display] = [o for o in cells[source].outputs if o.output_type == "display_data"]
+    for mime in ["image/svg+xml", "application/vnd.vegalite.v5+json", "application/json", "text/plain"]:
+        assert mime in display.data, mime
+    assert "done" in display.data["text/plain"]
+    points = display.data["application/json"]["points"]
+    assert {p["group"] for p in points} == {0, 1, 2, 3, 4}, "every generation is in the plot"
+    assert {m["name"] for m in display.data["application/json"]["markers"]} == {"largest", "heuristic"}
+    table = result(cells, source)["text/plain"]
+    assert "heuristic" in table and "largest" in table
+
+    # The front dominates or matches the heuristic: some front point is no worse in both objectives.
+    front = display.data["application/json"]["front"]
+    [h] = [m for m in display.data["application/json"]["markers"] if m["name"] == "heuristic"]
+    assert any(x <= h["x"] and y <= h["y"] for x, y in front), (front, h)
+
+
+def test_pareto_plot_and_chosen_subnet(cells):
+    assert "image/svg+xml" in result(cells, "pareto front1 plot")
+    assert "Cost of the subnet" in result(cells, "subnet pareto front1 0\ncost")["text/plain"]
