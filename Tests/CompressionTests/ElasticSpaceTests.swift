@@ -1,0 +1,71 @@
+@testable import Compression
+import Foundation
+import Tensors
+import Transformer
+import XCTest
+
+final class ElasticSpaceTests: XCTestCase {
+    let config = try! LlamaConfiguration(layers: 3, dim: 32, ffnDim: 64, heads: 4, kvHeads: 2, vocabSize: 256, contextLength: 64)
+
+    func testHeuristicIsTheMidpointOfEachDescendingList() {
+        let odd = ElasticSpace(config: config, mode: .b, rankChoices: [16, 32, 24], widthFractions: [1, 0.875, 0.75, 0.625, 0.5],
+                               grouping: .layer, targets: [.q, .up])
+        XCTAssertEqual(odd.groups.count, 6)
+        XCTAssertEqual(odd.groups[0].choices, [32, 24, 16])
+        XCTAssertEqual(odd.groups[1].choices, [64, 56, 48, 40, 32])
+        XCTAssertEqual(odd.resolve(odd.heuristic).widths, [48, 48, 48])
+        XCTAssertEqual(odd.resolve(odd.heuristic).ranks[0][.q], 24)
+        // Even-length lists round to the larger value: [32, 28] → 32.
+        let even = ElasticSpace(config: config, mode: .a, rankChoices: [32, 28], widthFractions: [], grouping: .module, targets: [.q, .v])
+        XCTAssertEqual(even.resolve(even.heuristic).ranks[2][.v], 32)
+        XCTAssertEqual(even.subnetCount, pow(2, 6))
+        XCTAssertEqual(ElasticSpace(config: config, mode: .a, rankChoices: [8], widthFractions: [], grouping: .family,
+                                    targets: [.q, .k, .gate, .down]).groups.count, 6, "attention and MLP families per layer")
+    }
+
+    func testCostMatchesTheModelAndShrinksWithTheSubnet() throws {
+        let model = LlamaModel.random(config: config, seed: 1)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 8, alpha: 16, targets: [.q, .v, .up, .down]), seed: 1)
+        let space = ElasticSpace(config: config, mode: .b, rankChoices: [8, 4], widthFractions: [1, 0.5], grouping: .layer, targets: [.q, .v, .up, .down])
+        let full = space.cost(space.maximal)
+        XCTAssertEqual(full.parameters, model.parameterCount + lora.parameterCount)
+        XCTAssertEqual(full.adapterParameters, lora.parameterCount)
+        let small = space.cost(space.minimal)
+        // Half the MLP: 3·32·32 fewer frozen weights per layer; rank 4 adapters on narrower shapes.
+        XCTAssertEqual(full.parameters - small.parameters - (full.adapterParameters - small.adapterParameters), 3 * 3 * 32 * 32)
+        XCTAssertLessThan(small.macsPerToken, full.macsPerToken)
+        space.apply(space.minimal, model: model, adapters: lora)
+        XCTAssertEqual(model.layers.map(\.activeFFN), [32, 32, 32])
+        XCTAssertEqual(lora.adapters[1][.q]?.activeRank, 4)
+        XCTAssertEqual(space.uniform(rank: 7, widthFraction: 0.9), space.groups.map { _ in 0 }, "nearest choices: rank 8, width 100%")
+    }
+
+    func testSuperNetworkTrainingImprovesSubnetsItNeverSawWhole() throws {
+        let model = LlamaModel.random(config: config, seed: 2)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 8, alpha: 16, targets: [.q, .k, .v, .gate, .up, .down]), seed: 2)
+        let space = ElasticSpace(config: config, mode: .b, rankChoices: [8, 6, 4], widthFractions: [1, 0.75, 0.5], grouping: .family,
+                                 targets: [.q, .k, .v, .gate, .up, .down])
+        let text = String(repeating: "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition. ", count: 60)
+        let data = TextWindows(model.tokenizer.encode(text))
+        func loss(_ genome: [Int]) -> Double {
+            space.apply(genome, model: model, adapters: lora)
+            return Training.validationLoss(model: model, data: data, batch: 4, seq: 32, batches: 4)
+        }
+        let before = loss(space.heuristic)
+        var p = Training.Parameters(steps: 80)
+        p.learningRate = 1e-2
+        p.batch = 4
+        p.seq = 32
+        var sampled = Set<[Int]>()
+        _ = Training.run(model: model, adapters: lora, train: data, validation: nil, parameters: p,
+                         sampleSubnet: { rng in
+                             let genome = space.random(&rng)
+                             sampled.insert(genome)
+                             space.apply(genome, model: model, adapters: lora)
+                         }, validationSubnet: { space.apply(space.maximal, model: model, adapters: lora) })
+        XCTAssertGreaterThan(sampled.count, 60, "one random subnet per step")
+        XCTAssertEqual(model.layers.map(\.activeFFN), [64, 64, 64], "the validation subnet is left active")
+        let after = loss(space.heuristic)
+        XCTAssertLessThan(after, before - 0.5, "heuristic subnet \(before) → \(after)")
+    }
+}
