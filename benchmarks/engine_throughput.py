@@ -732,6 +732,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each engine, wait up to SECONDS for other processes to use < 0.3 cores")
+    parser.add_argument("--attempts", type=int, default=1,
+                        help="run an engine up to this many times while other processes used more than "
+                             "--quiet-cores during its run; the least disturbed attempt is kept (default: %(default)s)")
+    parser.add_argument("--quiet-cores", type=float, default=0.1,
+                        help="disturbance accepted without another attempt, in cores (default: %(default)s)")
     parser.add_argument("--llama-verbose", action="store_true", help="pass llama.cpp's log through to stderr")
     parser.add_argument("--worker", choices=("torch", "llama.cpp"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -771,19 +776,28 @@ def main() -> int:
         if engine not in engines:
             results[engine] = {"status": "skipped"}
             continue
-        if args.wait_quiet > 0:
-            waited, busy = wait_for_quiet(args.wait_quiet)
-            print(f"  waited {waited:.0f} s for a quiet machine (other processes: {busy:.2f} cores)")
-        print(f"  running {COLUMN[engine]} ...", end="", flush=True)
-        busy_before, start = cpu_busy_seconds(), time.perf_counter()
-        results[engine] = r = run_sculpt(args) if engine == "sculpt" else run_worker(engine, args)
-        wall = time.perf_counter() - start
-        # Cores used by everything else on the machine while the engine ran: a measure of how
-        # much the figures were disturbed (the engine itself uses up to --threads cores).
-        others = (cpu_busy_seconds() - busy_before - r.get("cpu_seconds", 0.0)) / wall
-        r["others_cpu_cores_during_run"] = max(0.0, others)
-        print(f" {r['status']} in {wall:.0f} s (other processes used {max(0.0, others):.2f} cores meanwhile)"
-              + (f": {r['detail']}" if r["status"] != "ok" and r.get("detail") else ""))
+        attempts = []
+        for attempt in range(max(1, args.attempts)):
+            if args.wait_quiet > 0:
+                waited, busy = wait_for_quiet(args.wait_quiet)
+                print(f"  waited {waited:.0f} s for a quiet machine (other processes: {busy:.2f} cores)")
+            print(f"  running {COLUMN[engine]} ...", end="", flush=True)
+            busy_before, start = cpu_busy_seconds(), time.perf_counter()
+            r = run_sculpt(args) if engine == "sculpt" else run_worker(engine, args)
+            wall = time.perf_counter() - start
+            # Cores used by everything else on the machine while the engine ran: how much the
+            # figures were disturbed (the engine itself uses up to --threads cores).
+            others = max(0.0, (cpu_busy_seconds() - busy_before - r.get("cpu_seconds", 0.0)) / wall)
+            r["others_cpu_cores_during_run"] = others
+            attempts.append(r)
+            print(f" {r['status']} in {wall:.0f} s (other processes used {others:.2f} cores meanwhile)"
+                  + (f": {r['detail']}" if r["status"] != "ok" and r.get("detail") else ""))
+            if r["status"] != "ok" or others <= args.quiet_cores:
+                break
+        # Keep the least disturbed attempt.
+        r = min(attempts, key=lambda a: (a["status"] != "ok", a["others_cpu_cores_during_run"]))
+        r["attempts_others_cpu_cores"] = [a["others_cpu_cores_during_run"] for a in attempts]
+        results[engine] = r
 
     table, summary = build_table(results, cfg, args.prefill, args.generate)
     s = results["sculpt"]
@@ -802,14 +816,14 @@ def main() -> int:
     print()
     print(table)
     disturbed = [f"{COLUMN[e]} {results[e]['others_cpu_cores_during_run']:.2f}" for e in ENGINES
-                 if "others_cpu_cores_during_run" in results[e]]
+                 if results[e].get("status") == "ok"]
     if disturbed:
         print(f"Other processes' CPU use while each engine ran (cores of {os.cpu_count()}): {', '.join(disturbed)}"
               " -- figures are comparable only when these are near 0")
     print_check(results)
     for engine in ENGINES:
         r = results[engine]
-        if r.get("status") not in ("ok", "skipped"):
+        if r.get("status") not in ("ok", "skipped", "not installed"):
             print(f"\n{COLUMN[engine]}: {r['status']}" + (f" -- {r['detail']}" if r.get("detail") else ""))
 
     if args.json:
