@@ -64,8 +64,9 @@ extension CommandTable {
                     .option("genome", .text, help: "choice indices, one per group"),
                     .option("latency", .flag, default: "yes", help: "also measure forward latency"),
                     .option("tokens", .integer(1...8192), default: "128", help: "tokens for the latency measurement"),
+                    .option("eval_tokens", .integer(16...10_000_000), help: "also measure validation loss on this many tokens"),
                 ],
-                examples: ["cost", "cost heuristic", "cost rank=16 width=50%"]) { arguments, context in
+                examples: ["cost", "cost heuristic", "cost rank=16 width=50% eval_tokens=2048"]) { arguments, context in
             let session = context.session
             let space = try session.requireElastic()
             let restore = session.activeGenome ?? space.maximal
@@ -79,6 +80,12 @@ extension CommandTable {
                 ["MACs per token", formatCount(Double(cost.macsPerToken)), ratio(cost.macsPerToken, full.macsPerToken), "computed"],
                 ["weights (Float32)", formatBytes(cost.bytes), ratio(cost.bytes, full.bytes), "computed"],
             ]
+            if let tokens = arguments.integer("eval_tokens") {
+                let loss = try session.subnetLoss(genome, tokens: tokens)
+                let largest = try session.subnetLoss(space.maximal, tokens: tokens)
+                rows.insert(["validation loss (\(tokens) tokens)", String(format: "%.4f (perplexity %.2f)", loss, exp(loss)),
+                             String(format: "%+.2f%%", 100 * (loss - largest) / largest), "measured"], at: 0)
+            }
             if arguments.flag("latency") == true {
                 let tokens = arguments.integer("tokens")!
                 let mine = try session.subnetLatency(genome, tokens: tokens)

@@ -143,3 +143,54 @@ final class AdapterCommandTests: XCTestCase {
         XCTAssertEqual(CommandTable.standard.complete("lora targets=q,k,u", cursor: 18).matches, ["up"])
     }
 }
+
+final class ElasticCommandTests: XCTestCase {
+    func runSearch(seed: Int) throws -> (Session, String) {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let text = String(repeating: "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", count: 50)
+        let path = NSTemporaryDirectory() + "sculpt-lonas-\(UUID().uuidString).txt"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = RecordingOutput()
+        _ = try runner.run("""
+            seed \(seed)
+            model tiny layers=2 dim=32 ffn=64 context=128
+            data text "\(path)"
+            elastic mode=B ranks=8,4 widths=100%,50% groups=layer
+            train steps=10 lr=1e-2 batch=2 seq=32
+            """, output: output)
+        let table = try runner.run("search nsga2 population=4 generations=2 eval_tokens=128 as f", output: output).result
+        return (session, table?.plainText ?? "")
+    }
+
+    func testSameSeedSameFront() throws {
+        let (a, tableA) = try runSearch(seed: 3)
+        let (b, tableB) = try runSearch(seed: 3)
+        XCTAssertEqual(a.fronts["f"]?.front.map(\.genome), b.fronts["f"]?.front.map(\.genome))
+        XCTAssertEqual(a.fronts["f"]?.front.map(\.objectives), b.fronts["f"]?.front.map(\.objectives))
+        XCTAssertTrue(tableA.contains("heuristic") && tableA.contains("largest"), tableA)
+        XCTAssertEqual(tableA, tableB)
+    }
+
+    func testSubnetsCostsAndExports() throws {
+        let (session, _) = try runSearch(seed: 1)
+        let runner = CellRunner(session: session)
+        let output = RecordingOutput()
+        let csv = NSTemporaryDirectory() + "sculpt-front-\(UUID().uuidString).csv"
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        _ = try runner.run("pareto f csv \"\(csv)\"", output: output)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.first, "loss,macs,front,generation,genome")
+        XCTAssertEqual(lines.count - 1, session.fronts["f"]?.evaluated.count)
+        let cost = try runner.run("cost min eval_tokens=64", output: output).result?.plainText ?? ""
+        XCTAssertTrue(cost.contains("validation loss (64 tokens)") && cost.contains("speedup"), cost)
+        XCTAssertEqual(session.activeGenome, session.elastic?.maximal, "cost leaves the active subnet as it was")
+        _ = try runner.run("subnet pareto f 0", output: output)
+        XCTAssertEqual(session.activeGenome, session.fronts["f"]?.front[0].genome)
+        XCTAssertThrowsError(try runner.run("subnet pareto f 99", output: output))
+        XCTAssertThrowsError(try runner.run("subnet pareto g 0", output: output)) { XCTAssertEqual(($0 as? CommandError)?.suggestion, "f") }
+        XCTAssertThrowsError(try runner.run("subnet heuristc", output: output)) { XCTAssertEqual(($0 as? CommandError)?.suggestion, "heuristic") }
+        XCTAssertThrowsError(try runner.run("subnet genome=0,0", output: output))
+    }
+}
