@@ -16,7 +16,8 @@ its peak memory mixes with another's:
   Generation: greedy, KV cache, G tokens after the 5-token prompt below, tokens/s over the G
   argmax + decode steps (the prompt's prefill is not timed), median of R after a warm-up.
   A correctness check runs the prompt [504, 3575, 282, 4649, 314] ("The capital of France is",
-  no BOS) and compares the next-token top-5 and logsumexp with the reference values.
+  no BOS) and compares the next-token top-5 and logsumexp with the reference values; a worker of
+  its own compares the numpy dequantization with the gguf package's (when installed).
 * llama.cpp -- llama-cpp-python's low-level API (ctypes bindings of llama.h) with n_threads =
   n_threads_batch = --threads, n_batch = n_ubatch = N. Prompt processing: N tokens decoded as one
   batch on an empty KV cache (llama_memory_clear before every run; the low-level API has no
@@ -25,7 +26,10 @@ its peak memory mixes with another's:
   numpy argmax).
 
 Peak RSS is each subprocess's own: VmHWM from /proc/self/status as the engine reports it (Sculpt's
-`max_resident_mb`), and ru_maxrss from wait4() as a cross-check (in the JSON).
+`max_resident_mb`), and ru_maxrss from wait4() as a cross-check (in the JSON). The machine is
+shared, so the CPU time other processes used while each engine ran is measured (/proc/stat minus
+the engine's own) and printed: figures are comparable only when it is near 0. --wait-quiet waits
+for a quiet moment before each engine, and --attempts reruns an engine that was disturbed.
 
 Prefill ratios against the GEMM-bound limit: Sculpt's `gemm_bound_tokens_per_second` is the SGEMM
 rate divided by the FLOPs per token of every projection including the output head, which is the
@@ -35,7 +39,7 @@ shapes).
 
 Usage:
     bash benchmarks/setup_bench.sh        # venv with torch, llama-cpp-python, numpy, gguf
-    nice -n 19 ~/.cache/sculpt/bench-venv/bin/python benchmarks/engine_throughput.py [--json OUT]
+    nice -n 19 python3 benchmarks/engine_throughput.py [--json OUT] [--wait-quiet 300 --attempts 3]
 
 The parent process needs only the standard library; the PyTorch and llama.cpp workers run under
 --python (default: $SCULPT_BENCH_PYTHON, else ~/.cache/sculpt/bench-venv/bin/python if it exists,
@@ -211,7 +215,10 @@ class GGUFFile:
         return out.reshape(shape)
 
     def close(self) -> None:
-        self._buf.close()
+        try:
+            self._buf.close()
+        except BufferError:  # a numpy view of the mapping is still alive; the GC unmaps it later
+            pass
 
 
 def gemm_flops_per_token(cfg: dict, head: bool) -> int:
@@ -263,7 +270,6 @@ def build_torch_llama(model_path: Path, max_pos: int):
     """Loads the GGUF into float32 torch tensors; returns a namespace with forward(ids, pos0,
     last_only, cache) -> logits, new_cache(capacity), cfg, load_seconds, and checks."""
     import types
-    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -297,21 +303,6 @@ def build_torch_llama(model_path: Path, max_pos: int):
                        tensor(p + "ffn_norm.weight"), wgu, tensor(p + "ffn_down.weight")))
     out_norm = tensor("output_norm.weight")
 
-    dequant_check = None
-    try:  # cross-check the numpy dequantization against the gguf package, when it is there
-        from gguf import GGUFReader
-        from gguf.quants import dequantize as gguf_dequantize
-        reader = GGUFReader(str(model_path))
-        diffs = {}
-        for t in reader.tensors:
-            if t.name in ("token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_down.weight", "output_norm.weight"):
-                ref = np.asarray(gguf_dequantize(t.data, t.tensor_type), dtype=np.float32)
-                ours = gguf.dequantize(t.name)
-                diffs[t.name] = float(np.max(np.abs(ref.reshape(ours.shape) - ours)))
-        dequant_check = diffs
-        del reader
-    except ImportError:
-        pass
     gguf.close()
     load_seconds = time.perf_counter() - load_start
 
@@ -376,7 +367,7 @@ def build_torch_llama(model_path: Path, max_pos: int):
         return torch.zeros(L, KV, capacity, HD), torch.zeros(L, KV, capacity, HD)
 
     return types.SimpleNamespace(forward=forward, new_cache=new_cache, cfg=cfg, load_seconds=load_seconds,
-                                 dequant_check=dequant_check, gqa_native=gqa_native)
+                                 gqa_native=gqa_native)
 
 
 def torch_worker(args) -> dict:
@@ -390,8 +381,6 @@ def torch_worker(args) -> dict:
 
     result = {"status": "ok", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
               "load_seconds": model.load_seconds, "gqa_native_sdpa": model.gqa_native, "config": model.cfg}
-    if model.dequant_check is not None:
-        result["dequant_max_abs_diff_vs_gguf_package"] = model.dequant_check
 
     with torch.inference_mode():
         # Correctness: next-token logits after the check prompt (no BOS).
@@ -435,6 +424,28 @@ def torch_worker(args) -> dict:
         result["generated_ids"] = runs[0][1]
     result["max_resident_mb"] = vm_hwm_mb()
     return result
+
+
+def dequantization_check(model_path: Path):
+    """Max |difference| between this file's numpy dequantization and gguf.quants.dequantize on
+    tensors of each type (Q8_0, Q4_1, F32). Runs in a worker of its own so that its arrays
+    count in no engine's peak RSS."""
+    try:
+        import numpy as np
+        from gguf import GGUFReader
+        from gguf.quants import dequantize as gguf_dequantize
+    except ImportError as error:
+        return {"status": "not installed", "detail": str(error)}
+    ours, reader = GGUFFile(model_path), GGUFReader(str(model_path))
+    diffs = {}
+    for t in reader.tensors:
+        if t.name in ("token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_down.weight", "output_norm.weight"):
+            ref = np.asarray(gguf_dequantize(t.data, t.tensor_type), dtype=np.float32)
+            mine = ours.dequantize(t.name)
+            diffs[t.name] = float(np.max(np.abs(ref.reshape(mine.shape) - mine)))
+    del reader
+    ours.close()
+    return {"status": "ok", "max_abs_diff": diffs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,7 +627,8 @@ def run_sculpt(args) -> dict:
                 "detail": tail(proc["stderr"] or text)}
     result = json.loads(text[text.index("{"):text.rindex("}") + 1])
     result.update(status="ok", command=cmd, wall_seconds=proc["wall_seconds"], ru_maxrss_mb=proc["ru_maxrss_mb"],
-                  cpu_seconds=proc["cpu_seconds"])
+                  cpu_seconds=proc["cpu_seconds"],
+                  binary_modified=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(binary.stat().st_mtime)))
     return result
 
 
@@ -708,7 +720,7 @@ def print_check(results: dict) -> None:
             ref = dict(zip(CHECK_TOP5_IDS, CHECK_TOP5_LOGITS))
             diffs = [abs(v - ref[i]) for i, v in zip(check["top5_ids"], check["top5_logits"]) if i in ref]
             print(f"             ids match: {check['top5_ids'] == CHECK_TOP5_IDS}; max |logit diff| on shared ids "
-                  f"{fmt(max(diffs) if diffs else None, '.2e')} (llama.cpp quantizes activations to 8 bits)")
+                  f"{fmt(max(diffs) if diffs else None, '.2e')} (its Q4_1/Q8_0 dot products quantize activations to 8 bits)")
     dq = results.get("torch", {}).get("dequant_max_abs_diff_vs_gguf_package")
     if dq:
         print("  numpy dequantization vs gguf.quants.dequantize, max |diff|: "
@@ -738,12 +750,15 @@ def main() -> int:
     parser.add_argument("--quiet-cores", type=float, default=0.1,
                         help="disturbance accepted without another attempt, in cores (default: %(default)s)")
     parser.add_argument("--llama-verbose", action="store_true", help="pass llama.cpp's log through to stderr")
-    parser.add_argument("--worker", choices=("torch", "llama.cpp"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("torch", "llama.cpp", "dequant-check"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         try:
-            result = (torch_worker if args.worker == "torch" else llama_worker)(args)
+            if args.worker == "dequant-check":
+                result = dequantization_check(args.model)
+            else:
+                result = (torch_worker if args.worker == "torch" else llama_worker)(args)
         except Exception as error:  # reported to the parent, which carries on with the other engines
             import traceback
             traceback.print_exc()
@@ -799,6 +814,11 @@ def main() -> int:
         r["attempts_others_cpu_cores"] = [a["others_cpu_cores_during_run"] for a in attempts]
         results[engine] = r
 
+    if results["torch"].get("status") == "ok":  # the numpy dequantization against the gguf package
+        check = run_worker("dequant-check", args)
+        if check.get("status") == "ok":
+            results["torch"]["dequant_max_abs_diff_vs_gguf_package"] = check["max_abs_diff"]
+
     table, summary = build_table(results, cfg, args.prefill, args.generate)
     s = results["sculpt"]
     print()
@@ -806,8 +826,8 @@ def main() -> int:
         print(f"OpenBLAS SGEMM at the model's shapes ({args.prefill} rows): {s['gemm_gflops']:.1f} GFLOP/s "
               f"(Sculpt bench) -> GEMM-bound prefill limit {s['gemm_bound_tokens_per_second']:.0f} tok/s with all "
               f"logits, {fmt(summary['bounds_tokens_per_second']['last'])} tok/s with the last logit only")
-        print(f"Sculpt load {s.get('load_seconds', 0):.2f} s; peak RSS {s['max_resident_mb']:.0f} MB "
-              f"(wait4 ru_maxrss {fmt(s.get('ru_maxrss_mb'))} MB)")
+        print(f"Sculpt {args.sculpt_kernel} (built {s['binary_modified']}): load {s.get('load_seconds', 0):.2f} s; "
+              f"peak RSS {s['max_resident_mb']:.0f} MB (wait4 ru_maxrss {fmt(s.get('ru_maxrss_mb'))} MB)")
     t, l = results["torch"], results["llama.cpp"]
     if t.get("status") == "ok":
         print(f"PyTorch {t['torch_version']}, {t['threads']} threads, load+dequantize {t['load_seconds']:.1f} s")
@@ -815,6 +835,10 @@ def main() -> int:
         print(f"llama-cpp-python {l['llama_cpp_python_version']}, {l['threads']} threads, load {l['load_seconds']:.2f} s")
     print()
     print(table)
+    b = summary["bounds_tokens_per_second"]
+    if b["all"]:
+        print(f"Sculpt/GEMM-bound: all logits against {b['all']:.0f} tok/s (Sculpt's gemm_bound_tokens_per_second), "
+              f"last logit against {fmt(b['last'])} tok/s (same SGEMM rate, output head once per sequence)")
     disturbed = [f"{COLUMN[e]} {results[e]['others_cpu_cores_during_run']:.2f}" for e in ENGINES
                  if results[e].get("status") == "ok"]
     if disturbed:

@@ -36,6 +36,14 @@ public final class Tensor: @unchecked Sendable {
         return raw.bindMemory(to: Float.self, capacity: max(1, count))
     }
 
+    /// A tensor whose contents are undefined until written: for outputs a GEMM overwrites whole.
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        count = shape.reduce(1, *)
+        data = Tensor.allocate(count)
+    }
+
     public convenience init(shape: [Int], values: [Float]) {
         self.init(zeros: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")

@@ -12,6 +12,8 @@ public final class ForwardWorkspace {
     let x, xn, q, k, v, attention, gate, up, hidden: Tensor
     let probs: Tensor      // (batch, heads, seq, seq) for one layer at a time
     var positions: [Int32]
+    /// Logits of the last pass, by scope: the largest buffer of a forward, kept for the next.
+    var logits: [LogitsScope: Tensor] = [:]
 
     public init(config c: LlamaConfiguration, batch: Int, seq: Int) {
         self.batch = batch
@@ -51,6 +53,7 @@ public final class KVCache {
 extension LlamaModel {
     /// Logits for `batch` sequences of `seq` tokens each (row-major in `tokens`).
     /// With a cache (batch 1, empty cache), the keys and values are kept for `decode`.
+    /// Given a workspace, the returned logits belong to it: read them before its next pass.
     public func forward(tokens: [Int32], batch: Int, seq: Int, logits scope: LogitsScope,
                         workspace: ForwardWorkspace? = nil, cache: KVCache? = nil) -> Tensor {
         precondition(tokens.count == batch * seq, "\(tokens.count) tokens for \(batch) × \(seq)")
@@ -89,7 +92,7 @@ extension LlamaModel {
             }
         }
         cache?.advance(by: seq)
-        return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn)
+        return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn, workspace: w)
     }
 
     /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one.
@@ -104,8 +107,9 @@ extension LlamaModel {
         layer.adapters[p]?.forward(input: input, out: out, rows: rows, inFeatures: i, outFeatures: o, training: training)
     }
 
-    /// Final norm and output projection, for all rows or each sequence's last.
-    func head(_ x: Tensor, rows: Int, batch: Int, seq: Int, scope: LogitsScope, scratch: Tensor) -> Tensor {
+    /// Final norm and output projection, for all rows or each sequence's last. With a workspace,
+    /// the logits live in it and are overwritten by its next forward pass.
+    func head(_ x: Tensor, rows: Int, batch: Int, seq: Int, scope: LogitsScope, scratch: Tensor, workspace: ForwardWorkspace? = nil) -> Tensor {
         let c = config
         let selected: Int
         switch scope {
@@ -119,7 +123,13 @@ extension LlamaModel {
                                weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
             }
         }
-        let logits = Tensor(zeros: [selected, c.vocabSize])
+        let logits: Tensor
+        if let workspace {
+            logits = workspace.logits[scope] ?? Tensor(uninitialized: [selected, c.vocabSize])
+            workspace.logits[scope] = logits
+        } else {
+            logits = Tensor(uninitialized: [selected, c.vocabSize])
+        }
         linearForward(out: logits.data, input: scratch.data, weight: outputProjection.data, rows: selected, inFeatures: c.dim, outFeatures: c.vocabSize)
         return logits
     }
