@@ -4,28 +4,25 @@ import Transformer
 
 /// Measured speeds, for benchmarks that set them beside a peer's in the same run.
 public enum Throughput {
-    /// Median of `runs` timings of `body`, after `warmup` untimed runs.
-    public static func median(runs: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
+    /// Seconds of each of `runs` timed calls of `body`, after `warmup` untimed ones, sorted.
+    static func timings(runs: Int, warmup: Int, _ body: () -> Void) -> [Double] {
         for _ in 0..<warmup { body() }
-        var times = [Double]()
-        for _ in 0..<runs {
+        return (0..<max(1, runs)).map { _ in
             let start = DispatchTime.now().uptimeNanoseconds
             body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        return times.sorted()[times.count / 2]
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }.sorted()
+    }
+
+    /// Median of `runs` timings of `body`, after `warmup` untimed runs.
+    public static func median(runs: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
+        let times = timings(runs: runs, warmup: warmup, body)
+        return times[times.count / 2]
     }
 
     /// Trimmed mean: drops the fastest and slowest `trim` fraction, averages the rest.
     public static func trimmedMean(runs: Int, warmup: Int = 2, trim: Double = 0.2, _ body: () -> Void) -> Double {
-        for _ in 0..<warmup { body() }
-        var times = [Double]()
-        for _ in 0..<runs {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        times.sort()
+        let times = timings(runs: runs, warmup: warmup, body)
         let cut = Int(Double(times.count) * trim)
         let kept = times[cut..<(times.count - cut)]
         return kept.reduce(0, +) / Double(kept.count)

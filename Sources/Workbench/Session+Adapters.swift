@@ -9,14 +9,19 @@ extension Session {
     @discardableResult
     public func attachLoRA(_ configuration: LoRAConfiguration) throws -> LoRASet {
         let model = try requireModel()
+        return try replaceAdapters(on: model) { try LoRASet(model: model, configuration: configuration, seed: seed) }
+    }
+
+    /// Takes the current adapters (and any elastic state) off the model, then installs new ones.
+    private func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
         lora?.detach(from: model)
         lora = nil
         elastic = nil
         activeGenome = nil
-        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
-        let set = try LoRASet(model: model, configuration: configuration, seed: seed)
-        lora = set
         trainingHistory = []
+        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
+        let set = try make()
+        lora = set
         return set
     }
 
@@ -88,14 +93,6 @@ extension Session {
     @discardableResult
     public func loadAdapters(from path: String) throws -> LoRASet {
         let model = try requireModel()
-        lora?.detach(from: model)
-        lora = nil
-        elastic = nil
-        activeGenome = nil
-        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
-        let set = try PEFTAdapters.load(from: path, into: model)
-        lora = set
-        trainingHistory = []
-        return set
+        return try replaceAdapters(on: model) { try PEFTAdapters.load(from: path, into: model) }
     }
 }
