@@ -79,6 +79,7 @@ CHECK_TOP5_LOGITS = [17.3713, 14.8886, 13.2450, 13.0095, 12.9515]
 CHECK_LOGSUMEXP = 17.6293
 
 TARGET_GEMM_FRACTION = 0.75
+DISTURBED_CORES = 0.25  # other processes' CPU use during an engine's run above which its speeds are starred
 RESULT_PREFIX = "ENGINE-RESULT "
 
 # ---------------------------------------------------------------------------------------------
@@ -670,13 +671,18 @@ def build_table(results: dict, cfg: dict, prefill: int, generate: int) -> tuple[
         ("peak RSS MB", "max_resident_mb", None),
     ]
     header = ["", "Sculpt", "PyTorch", "llama.cpp", "Sculpt/PyTorch", "Sculpt/GEMM-bound", "target"]
-    table, verdicts = [], {}
+    # Speeds measured while other processes used more than DISTURBED_CORES are starred (peak
+    # RSS does not depend on it).
+    disturbed = {e for e in ENGINES if results.get(e, {}).get("others_cpu_cores_during_run", 0) > DISTURBED_CORES}
+    table, verdicts = [], {"disturbed_engines": sorted(disturbed)}
     for label, key, scope in rows:
+        speed = key != "max_resident_mb"
+        star = {e: "*" if speed and e in disturbed else "" for e in ENGINES}
         s, t, l = (figure(e, key) for e in ENGINES)
         cells = [label]
         for engine, value in zip(ENGINES, (s, t, l)):
             status = results.get(engine, {}).get("status", "skipped")
-            cells.append(fmt(value) if value is not None else status)
+            cells.append(fmt(value) + star[engine] if value is not None else status)
         cells.append(f"{s / t:.2f}x" if s and t else "—")
         bound = bounds.get(scope) if scope else None
         cells.append(f"{s / bound:.0%}" if s and bound else "—")
@@ -684,7 +690,8 @@ def build_table(results: dict, cfg: dict, prefill: int, generate: int) -> tuple[
             above = (s > t) if s and t else None
             gemm_ok = (s >= TARGET_GEMM_FRACTION * bound) if s and bound else None
             verdicts[key] = {"above_pytorch": above, "at_least_75pct_of_gemm_bound": gemm_ok}
-            cells.append(f"> PyTorch: {verdict(above)}; >= {TARGET_GEMM_FRACTION:.0%} bound: {verdict(gemm_ok)}")
+            cells.append(f"> PyTorch: {verdict(above)}{star['sculpt'] or star['torch']}; "
+                         f">= {TARGET_GEMM_FRACTION:.0%} bound: {verdict(gemm_ok)}{star['sculpt']}")
         elif key == "max_resident_mb":
             ok = (s <= t) if s and t else None
             verdicts[key] = {"at_most_pytorch": ok}
@@ -844,6 +851,8 @@ def main() -> int:
     if disturbed:
         print(f"Other processes' CPU use while each engine ran (cores of {os.cpu_count()}): {', '.join(disturbed)}"
               " -- figures are comparable only when these are near 0")
+    if summary["targets"]["disturbed_engines"]:
+        print(f"* measured while other processes used more than {DISTURBED_CORES} cores: not comparable, run again")
     print_check(results)
     for engine in ENGINES:
         r = results[engine]

@@ -88,8 +88,7 @@ extension CommandTable {
             }
             if arguments.flag("latency") == true {
                 let tokens = arguments.integer("tokens")!
-                let mine = try session.subnetLatency(genome, tokens: tokens)
-                let largest = try session.subnetLatency(space.maximal, tokens: tokens)
+                let (mine, largest) = try session.pairedLatency(genome, against: space.maximal, tokens: tokens)
                 rows.append(["forward latency (\(tokens) tokens)", String(format: "%.2f ms", mine * 1000),
                              String(format: "%.2f× (speedup %.2f×)", mine / largest, largest / mine), "measured"])
             }

@@ -107,6 +107,22 @@ extension Session {
         return Throughput.trimmedMean(runs: runs) { _ = model.forward(tokens: ids, batch: 1, seq: seq, logits: .last, workspace: workspace) }
     }
 
+    /// Latency of a subnet and of the largest one, measured in alternation (A B A B …) so that a
+    /// busy moment on a shared machine weighs on both alike; trimmed means, in seconds.
+    public func pairedLatency(_ genome: [Int], against reference: [Int], tokens: Int = 128, rounds: Int = 5) throws -> (Double, Double) {
+        var mine = [Double](), theirs = [Double]()
+        for _ in 0..<rounds {
+            mine.append(try subnetLatency(genome, tokens: tokens, runs: 3))
+            theirs.append(try subnetLatency(reference, tokens: tokens, runs: 3))
+        }
+        func trimmed(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            let kept = sorted.count > 2 ? Array(sorted.dropFirst().dropLast()) : sorted
+            return kept.reduce(0, +) / Double(kept.count)
+        }
+        return (trimmed(mine), trimmed(theirs))
+    }
+
     /// The objectives of a genome, in the order asked.
     public func objectives(_ genome: [Int], _ wanted: [SearchObjective], evalTokens: Int) throws -> [Double] {
         let space = try requireElastic()

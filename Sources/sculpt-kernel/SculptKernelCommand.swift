@@ -163,6 +163,8 @@ struct Repl: ParsableCommand {
             } catch let error as CommandError {
                 FileHandle.standardError.write(Data((error.traceback.joined(separator: "\n") + "\n").utf8))
             }
+            // Piped into a file, stdout is block-buffered: show each cell's output as it ends.
+            fflush(stdout)
             cell = ""
         }
     }
@@ -171,7 +173,9 @@ struct Repl: ParsableCommand {
 /// REPL output: text as is, rich outputs by their plain-text form.
 final class TerminalOutput: CommandOutput {
     func print(_ text: String, toStderr: Bool) {
-        (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(text.utf8))
+        // Through stdio like the rest of the REPL's output, so the order holds when piped.
+        fputs(text, toStderr ? stderr : stdout)
+        fflush(toStderr ? stderr : stdout)
     }
     func display(_ bundle: MimeBundle, id: String?) { Swift.print(bundle.plainText) }
     func update(_ bundle: MimeBundle, id: String) { Swift.print(bundle.plainText) }

@@ -194,3 +194,37 @@ final class ElasticCommandTests: XCTestCase {
         XCTAssertThrowsError(try runner.run("subnet genome=0,0", output: output))
     }
 }
+
+final class SearchInterruptTests: XCTestCase {
+    func testInterruptingASearchKeepsTheFrontUnderItsName() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = NSTemporaryDirectory() + "sculpt-int-\(UUID().uuidString).txt"
+        try String(repeating: "Anne Elliot was a young woman of gentle manners and sweet character. ", count: 60)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = RecordingOutput()
+        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nelastic mode=B ranks=8,6,4 widths=100%,75%,50%", output: output)
+        // Cancel once a few generations have been shown.
+        final class Watch: RecordingOutput {
+            var session: Session?
+            override func update(_ bundle: MimeBundle, id: String) {
+                super.update(bundle, id: id)
+                if bundle.plainText.contains("generations"), let g = Int(bundle.plainText.split(separator: "·")[1].split(separator: "/")[0].trimmingCharacters(in: .whitespaces)), g >= 2 {
+                    session?.cancellation.cancel()
+                }
+            }
+        }
+        let watch = Watch()
+        watch.session = session
+        XCTAssertThrowsError(try runner.run("search nsga2 population=4 generations=1000 eval_tokens=64 as long", output: watch)) {
+            XCTAssertEqual(($0 as? CommandError)?.kind, .interrupted)
+        }
+        let record = try XCTUnwrap(session.fronts["long"])
+        XCTAssertTrue(record.interrupted)
+        XCTAssertGreaterThanOrEqual(record.generationsDone, 2)
+        XCTAssertFalse(record.front.isEmpty)
+        session.cancellation.reset()
+        XCTAssertTrue(try runner.run("pareto long", output: output).result?.plainText.contains("interrupted") ?? false)
+    }
+}

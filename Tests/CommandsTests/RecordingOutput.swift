@@ -3,7 +3,7 @@ import Display
 import Foundation
 
 /// Collects what commands show, in order.
-final class RecordingOutput: CommandOutput {
+class RecordingOutput: CommandOutput {
     enum Event: Equatable {
         case text(String, stderr: Bool)
         case display(MimeBundle, id: String?)
