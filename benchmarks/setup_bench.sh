@@ -4,9 +4,10 @@
 #   numpy + gguf          the GGUF reader / dequantization cross-check
 #   torch (CPU)           the PyTorch column
 #   llama-cpp-python      the llama.cpp column, compiled here from its sdist (CPU only, -march=native)
+#   peft (+ transformers, accelerate)   the PyTorch + PEFT LoRA column of benchmarks/training_step.py
 # Idempotent: a package that already imports is left alone (FORCE=1 reinstalls).
 #
-#   SKIP_TORCH=1 / SKIP_LLAMA=1   leave that engine out (the benchmark then reports "not installed")
+#   SKIP_TORCH=1 / SKIP_LLAMA=1 / SKIP_PEFT=1   leave that engine out (the benchmark then reports "not installed")
 #   TORCH_SPEC=...                what to pip-install for torch instead of the choice below
 #   JOBS=N                        parallel compile jobs for llama.cpp (default: all cores)
 #
@@ -31,6 +32,7 @@ NUMPY_SPEC="numpy>=1.26"
 GGUF_SPEC="gguf==0.19.0"
 LLAMA_SPEC="llama-cpp-python==0.3.36"
 TORCH_PYPI_SPEC="torch==2.15.0"
+PEFT_SPECS="peft==0.21.2 transformers==5.23.0 accelerate==1.15.0"
 # CPU-only llama.cpp: no GPU backends, no BLAS (ggml's own kernels, as llama-bench runs them),
 # OpenMP threads, native ISA; skip the multimodal library, tools, tests and examples.
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_BLAS=OFF \
@@ -81,6 +83,22 @@ else
     fi
     "$VENV/bin/python" -c 'import torch; torch.set_num_threads(2); assert float(torch.ones(4) @ torch.ones(4)) == 4.0; print("   torch", torch.__version__, "imports")'
     say "torch: done in $((SECONDS - start)) s"
+fi
+
+# PEFT after torch, with the installed torch pinned so that its dependencies (transformers,
+# accelerate) never swap the CPU wheel for PyPI's CUDA build. Pure-Python wheels: ~1 minute.
+if [ "${SKIP_TORCH:-0}" = 1 ] || [ "${SKIP_PEFT:-0}" = 1 ]; then
+    say "peft: skipped"
+elif imports peft; then
+    say "peft: $("$VENV/bin/python" -c 'import peft, transformers; print(peft.__version__, "with transformers", transformers.__version__)') already installed"
+else
+    start=$SECONDS
+    torch_pin="torch==$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+    say "peft: installing $PEFT_SPECS ($torch_pin kept)"
+    # shellcheck disable=SC2086
+    pip_install $PEFT_SPECS "$torch_pin"
+    "$VENV/bin/python" -c 'import peft, transformers; print("   peft", peft.__version__, "transformers", transformers.__version__, "import")'
+    say "peft: done in $((SECONDS - start)) s"
 fi
 
 if [ "${SKIP_LLAMA:-0}" = 1 ]; then
