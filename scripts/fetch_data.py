@@ -145,8 +145,13 @@ def fetch_austen():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="*", choices=["model", "austen"], default=["model", "austen"])
+    # No `choices=` here: with nargs="*" Python 3.11's argparse checks the empty list against them.
+    parser.add_argument("what", nargs="*", help="model and/or austen (default: both)")
     args = parser.parse_args()
+    args.what = args.what or ["model", "austen"]
+    for item in args.what:
+        if item not in ("model", "austen"):
+            parser.error(f"unknown item {item!r}: choose model and/or austen")
     if "austen" in args.what:
         fetch_austen()
         print(f"austen: {AUSTEN_DIR} (verified)")
