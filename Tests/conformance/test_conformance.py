@@ -27,7 +27,7 @@ class SculptKernelTests(jkt.KernelTests):
         {"text": "ec", "matches": {"echo"}},
         {"text": "echo x t", "matches": {"to="}},
         {"text": "echo x to=st", "matches": {"stdout", "stderr"}},
-        {"text": "?se", "matches": {"seed"}},
+        {"text": "?se", "matches": {"seed", "search"}},
         {"text": "clear wait=y", "matches": {"yes"}},
     ]
 

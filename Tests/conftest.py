@@ -1,4 +1,5 @@
-"""Shared set-up for the Python tests that drive Sculpt over real Jupyter sockets.
+"""Shared set-up for the Python tests that drive Sculpt over real Jupyter sockets (conformance,
+behaviour and notebook tests).
 
 Before any test (and so before any kernel) starts, the kernel binary installs its kernelspec
 into a temporary directory and JUPYTER_PATH points there, so the tests never depend on a
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 KERNEL_NAME = "sculpt"
 SMALL_LIMIT_KERNEL_NAME = "sculpt-small-limit"
 SMALL_LIMIT_BYTES = 65536
