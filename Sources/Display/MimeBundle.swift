@@ -36,9 +36,6 @@ public struct MimeBundle: Equatable, Sendable {
     public static func markdown(_ markdown: String, plain: String) -> MimeBundle {
         MimeBundle(plain: plain).adding("text/markdown", .text(markdown))
     }
-
-    /// Text for a terminal: the plain representation.
-    public var consoleText: String { plainText }
 }
 
 /// HTML escaping for text placed inside elements and attributes.
