@@ -158,9 +158,11 @@ struct Repl: ParsableCommand {
             session.cancellation.reset()
             do {
                 let outcome = try runner.run(cell, output: output)
+                output.finishCell()
                 for page in outcome.pages { print(page.plainText) }
                 if let result = outcome.result { print(result.plainText) }
             } catch let error as CommandError {
+                output.finishCell()
                 FileHandle.standardError.write(Data((error.traceback.joined(separator: "\n") + "\n").utf8))
             }
             // Piped into a file, stdout is block-buffered: show each cell's output as it ends.
@@ -170,15 +172,48 @@ struct Repl: ParsableCommand {
     }
 }
 
-/// REPL output: text as is, rich outputs by their plain-text form.
+/// REPL output: text as is, rich outputs by their plain-text form. On a terminal an updated
+/// display is redrawn in place (one line); piped, only its last state is printed, when the cell ends.
 final class TerminalOutput: CommandOutput {
+    private let interactive = isatty(1) != 0
+    private var pendingUpdates = [(id: String, text: String)]()
+
     func print(_ text: String, toStderr: Bool) {
         // Through stdio like the rest of the REPL's output, so the order holds when piped.
         fputs(text, toStderr ? stderr : stdout)
         fflush(toStderr ? stderr : stdout)
     }
-    func display(_ bundle: MimeBundle, id: String?) { Swift.print(bundle.plainText) }
-    func update(_ bundle: MimeBundle, id: String) { Swift.print(bundle.plainText) }
+
+    func display(_ bundle: MimeBundle, id: String?) {
+        if id != nil && !interactive { pendingUpdates.append((id!, bundle.plainText)); return }
+        Swift.print(bundle.plainText, terminator: id != nil && !bundle.plainText.contains("\n") ? "" : "\n")
+        fflush(stdout)
+    }
+
+    func update(_ bundle: MimeBundle, id: String) {
+        guard interactive else {
+            if let index = pendingUpdates.firstIndex(where: { $0.id == id }) { pendingUpdates[index].text = bundle.plainText } else { pendingUpdates.append((id, bundle.plainText)) }
+            return
+        }
+        if bundle.plainText.contains("\n") {
+            Swift.print(bundle.plainText)
+        } else {
+            Swift.print("\r\u{1b}[K" + bundle.plainText, terminator: "")
+        }
+        fflush(stdout)
+    }
+
+    /// Ends the cell: the last state of every updated display, each on its own line.
+    func finishCell() {
+        if interactive {
+            Swift.print("")
+        } else {
+            for update in pendingUpdates { Swift.print(update.text) }
+        }
+        pendingUpdates.removeAll()
+        fflush(stdout)
+    }
+
     func clear(wait: Bool) {}
     func input(prompt: String, password: Bool) throws -> String {
         Swift.print(prompt, terminator: "")
