@@ -110,7 +110,7 @@ extension CommandTable {
                 ["window / stride", "\(result.window) / \(result.stride)"],
                 ["loss (nats per token)", String(format: "%.4f", result.meanLoss)],
                 ["perplexity per token", String(format: "%.3f", result.perplexityPerToken)],
-                ["perplexity per word", String(format: "%.3f", result.perplexityPerWord) + " (\(result.words) words)"],
+                ["perplexity per word", String(format: result.perplexityPerWord < 1e6 ? "%.3f" : "%.3e", result.perplexityPerWord) + " (\(result.words) words)"],
                 ["bits per byte", String(format: "%.4f", result.bitsPerByte)],
                 ["time", String(format: "%.1f s (%.0f tokens/s, measured)", seconds, Double(result.tokens) / max(seconds, 1e-9))],
             ]
