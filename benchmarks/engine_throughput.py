@@ -734,6 +734,19 @@ def print_check(results: dict) -> None:
               + ", ".join(f"{k} {v:.1e}" for k, v in dq.items()))
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options every side-by-side benchmark shares: time limit, JSON output, waiting for quiet."""
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per engine (default: %(default)s)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each engine, wait up to SECONDS for other processes to use < 0.3 cores")
+    parser.add_argument("--attempts", type=int, default=1,
+                        help="run an engine up to this many times while other processes used more than "
+                             "--quiet-cores during its run; the least disturbed attempt is kept (default: %(default)s)")
+    parser.add_argument("--quiet-cores", type=float, default=0.1,
+                        help="disturbance accepted without another attempt, in cores (default: %(default)s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="GGUF model (default: %(default)s)")
@@ -747,15 +760,7 @@ def main() -> int:
     parser.add_argument("--generate", type=int, default=64, help="tokens to generate (default: %(default)s)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs, median reported (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch and llama.cpp (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per engine (default: %(default)s)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
-                        help="before each engine, wait up to SECONDS for other processes to use < 0.3 cores")
-    parser.add_argument("--attempts", type=int, default=1,
-                        help="run an engine up to this many times while other processes used more than "
-                             "--quiet-cores during its run; the least disturbed attempt is kept (default: %(default)s)")
-    parser.add_argument("--quiet-cores", type=float, default=0.1,
-                        help="disturbance accepted without another attempt, in cores (default: %(default)s)")
+    add_run_options(parser)
     parser.add_argument("--llama-verbose", action="store_true", help="pass llama.cpp's log through to stderr")
     parser.add_argument("--worker", choices=("torch", "llama.cpp", "dequant-check"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -439,15 +439,7 @@ def main() -> int:
                         help=f"comma-separated subset of {','.join(ENGINES)} (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per engine (default: %(default)s)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
-                        help="before each engine, wait up to SECONDS for other processes to use < 0.3 cores")
-    parser.add_argument("--attempts", type=int, default=1,
-                        help="run an engine up to this many times while other processes used more than "
-                             "--quiet-cores during its run; the least disturbed attempt is kept (default: %(default)s)")
-    parser.add_argument("--quiet-cores", type=float, default=0.1,
-                        help="disturbance accepted without another attempt, in cores (default: %(default)s)")
+    et.add_run_options(parser)
     parser.add_argument("--worker", choices=("peft", "peft-hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
