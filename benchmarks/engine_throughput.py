@@ -734,6 +734,32 @@ def print_check(results: dict) -> None:
               + ", ".join(f"{k} {v:.1e}" for k, v in dq.items()))
 
 
+def run_with_attempts(label: str, run, args) -> dict:
+    """Runs an engine (`run()` returns its result dict) up to --attempts times while other
+    processes disturbed it by more than --quiet-cores; keeps the least disturbed attempt."""
+    attempts = []
+    for _ in range(max(1, args.attempts)):
+        if args.wait_quiet > 0:
+            waited, busy = wait_for_quiet(args.wait_quiet)
+            print(f"  waited {waited:.0f} s for a quiet machine (other processes: {busy:.2f} cores)")
+        print(f"  running {label} ...", end="", flush=True)
+        busy_before, start = cpu_busy_seconds(), time.perf_counter()
+        r = run()
+        wall = time.perf_counter() - start
+        # Cores used by everything else on the machine while the engine ran: how much the
+        # figures were disturbed (the engine itself uses up to --threads cores).
+        others = max(0.0, (cpu_busy_seconds() - busy_before - r.get("cpu_seconds", 0.0)) / wall)
+        r["others_cpu_cores_during_run"] = others
+        attempts.append(r)
+        print(f" {r['status']} in {wall:.0f} s (other processes used {others:.2f} cores meanwhile)"
+              + (f": {r['detail']}" if r["status"] != "ok" and r.get("detail") else ""))
+        if r["status"] != "ok" or others <= args.quiet_cores:
+            break
+    r = min(attempts, key=lambda a: (a["status"] != "ok", a["others_cpu_cores_during_run"]))
+    r["attempts_others_cpu_cores"] = [a["others_cpu_cores_during_run"] for a in attempts]
+    return r
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options every side-by-side benchmark shares: time limit, JSON output, waiting for quiet."""
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per engine (default: %(default)s)")
@@ -803,27 +829,7 @@ def main() -> int:
         if engine not in engines:
             results[engine] = {"status": "skipped"}
             continue
-        attempts = []
-        for attempt in range(max(1, args.attempts)):
-            if args.wait_quiet > 0:
-                waited, busy = wait_for_quiet(args.wait_quiet)
-                print(f"  waited {waited:.0f} s for a quiet machine (other processes: {busy:.2f} cores)")
-            print(f"  running {COLUMN[engine]} ...", end="", flush=True)
-            busy_before, start = cpu_busy_seconds(), time.perf_counter()
-            r = run_sculpt(args) if engine == "sculpt" else run_worker(engine, args)
-            wall = time.perf_counter() - start
-            # Cores used by everything else on the machine while the engine ran: how much the
-            # figures were disturbed (the engine itself uses up to --threads cores).
-            others = max(0.0, (cpu_busy_seconds() - busy_before - r.get("cpu_seconds", 0.0)) / wall)
-            r["others_cpu_cores_during_run"] = others
-            attempts.append(r)
-            print(f" {r['status']} in {wall:.0f} s (other processes used {others:.2f} cores meanwhile)"
-                  + (f": {r['detail']}" if r["status"] != "ok" and r.get("detail") else ""))
-            if r["status"] != "ok" or others <= args.quiet_cores:
-                break
-        # Keep the least disturbed attempt.
-        r = min(attempts, key=lambda a: (a["status"] != "ok", a["others_cpu_cores_during_run"]))
-        r["attempts_others_cpu_cores"] = [a["others_cpu_cores_during_run"] for a in attempts]
+        r = run_with_attempts(COLUMN[engine], lambda: run_sculpt(args) if engine == "sculpt" else run_worker(engine, args), args)
         results[engine] = r
 
     if results["torch"].get("status") == "ok":  # the numpy dequantization against the gguf package

@@ -360,25 +360,7 @@ def run_worker(engine: str, args) -> dict:
 
 def run_engine(engine: str, args) -> dict:
     """Runs the engine up to --attempts times while it was disturbed; keeps the least disturbed."""
-    attempts = []
-    for _ in range(max(1, args.attempts)):
-        if args.wait_quiet > 0:
-            waited, busy = et.wait_for_quiet(args.wait_quiet)
-            print(f"  waited {waited:.0f} s for a quiet machine (other processes: {busy:.2f} cores)")
-        print(f"  running {COLUMN[engine]} ...", end="", flush=True)
-        busy_before, start = et.cpu_busy_seconds(), time.perf_counter()
-        r = run_sculpt(args) if engine == "sculpt" else run_worker(engine, args)
-        wall = time.perf_counter() - start
-        others = max(0.0, (et.cpu_busy_seconds() - busy_before - r.get("cpu_seconds", 0.0)) / wall)
-        r["others_cpu_cores_during_run"] = others
-        attempts.append(r)
-        print(f" {r['status']} in {wall:.0f} s (other processes used {others:.2f} cores meanwhile)"
-              + (f": {r['detail']}" if r["status"] != "ok" and r.get("detail") else ""))
-        if r["status"] != "ok" or others <= args.quiet_cores:
-            break
-    r = min(attempts, key=lambda a: (a["status"] != "ok", a["others_cpu_cores_during_run"]))
-    r["attempts_others_cpu_cores"] = [a["others_cpu_cores_during_run"] for a in attempts]
-    return r
+    return et.run_with_attempts(COLUMN[engine], lambda: run_sculpt(args) if engine == "sculpt" else run_worker(engine, args), args)
 
 
 def build_table(results: dict, engines: list[str]) -> tuple[str, dict]:
