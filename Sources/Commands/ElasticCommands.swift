@@ -12,7 +12,10 @@ extension CommandTable {
                     + "alpha / r_max. Mode B also cuts the frozen MLP: the first channels of gate and up (with their lora_B rows) "
                     + "and of down's inputs (with its lora_A columns). Fresh adapters are attached at the largest rank; `train` "
                     + "then trains one random subnet per step. Groups: `layer` (one rank per layer), `family` (attention and MLP "
-                    + "adapters apart), `module` (each adapter).",
+                    + "adapters apart), `module` (each adapter). `order=importance` first sorts each layer's MLP channels by "
+                    + "importance (‖column of down‖ × RMS of the channel's activation on `calibration_tokens` tokens of the "
+                    + "training split, as EFTNAS does), so a narrower MLP drops the channels that matter least; LoNAS keeps the "
+                    + "channels in the order they were loaded (`order=loaded`). Reordering leaves the model's outputs unchanged.",
                 arguments: [
                     .option("mode", .choice(["A", "B"]), default: "A", help: "A: elastic rank; B: elastic rank and MLP width"),
                     .option("ranks", .text, default: "32,24,16", help: "rank choices, largest first"),
@@ -21,8 +24,13 @@ extension CommandTable {
                     .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), help: "projections (A: q,k,v,up,down; B: q,k,v,gate,up,down)"),
                     .option("alpha", .number(0...100_000), help: "LoRA alpha (default 2 × largest rank)"),
                     .option("dropout", .number(0...0.9), default: "0", help: "adapter dropout while training"),
+                    .option("order", .choice(MLPChannelOrder.allCases.map(\.rawValue)), default: "loaded",
+                            help: "which MLP channels a narrower width keeps (mode B): loaded first (LoNAS) or most important (EFTNAS)"),
+                    .option("split", .text, help: "calibration text for order=importance (default: the training split)"),
+                    .option("calibration_tokens", .integer(16...1_000_000), default: "1024", help: "tokens measured for order=importance"),
                 ],
-                examples: ["elastic mode=A ranks=32,24,16", "elastic mode=B ranks=32,28 widths=100%,87.5%,75%,62.5%,50% groups=family"]) { arguments, context in
+                examples: ["elastic mode=A ranks=32,24,16", "elastic mode=B ranks=32,28 widths=100%,87.5%,75%,62.5%,50% groups=family",
+                           "elastic mode=B ranks=16,12,8 widths=100%,87.5%,75% order=importance"]) { arguments, context in
             let mode = ElasticMode(rawValue: arguments.text("mode")!)!
             let ranks = try parseList(arguments.text("ranks")!, name: "ranks") { Int($0) }
             let widths = try parseList(arguments.text("widths")!, name: "widths") { text -> Double? in
@@ -32,7 +40,9 @@ extension CommandTable {
             let targets = arguments.list("targets").map { $0.compactMap(Projection.init(rawValue:)) } ?? defaultTargets
             let space = try context.session.makeElastic(mode: mode, ranks: ranks, widths: widths,
                                                         grouping: ElasticGrouping(rawValue: arguments.text("groups")!)!, targets: targets,
-                                                        alpha: arguments.number("alpha").map(Float.init), dropout: Float(arguments.number("dropout")!))
+                                                        alpha: arguments.number("alpha").map(Float.init), dropout: Float(arguments.number("dropout")!),
+                                                        order: MLPChannelOrder(rawValue: arguments.text("order")!)!, calibrationSplit: arguments.text("split"),
+                                                        calibrationTokens: arguments.integer("calibration_tokens")!)
             return spaceCard(space)
         },
 
@@ -64,7 +74,7 @@ extension CommandTable {
                     .option("genome", .text, help: "choice indices, one per group"),
                     .option("latency", .flag, default: "yes", help: "also measure forward latency"),
                     .option("tokens", .integer(1...8192), default: "128", help: "tokens for the latency measurement"),
-                    .option("eval_tokens", .integer(16...10_000_000), help: "also measure validation loss on this many tokens"),
+                    .option("eval_tokens", .integer(16...10_000_000), help: "also measure validation loss and next-token accuracy on this many tokens"),
                 ],
                 examples: ["cost", "cost heuristic", "cost rank=16 width=50% eval_tokens=2048"]) { arguments, context in
             let session = context.session
@@ -81,10 +91,14 @@ extension CommandTable {
                 ["weights (Float32)", formatBytes(cost.bytes), ratio(cost.bytes, full.bytes), "computed"],
             ]
             if let tokens = arguments.integer("eval_tokens") {
-                let loss = try session.subnetLoss(genome, tokens: tokens)
-                let largest = try session.subnetLoss(space.maximal, tokens: tokens)
-                rows.insert(["validation loss (\(tokens) tokens)", String(format: "%.4f (perplexity %.2f)", loss, exp(loss)),
-                             String(format: "%+.2f%%", 100 * (loss - largest) / largest), "measured"], at: 0)
+                let mine = try session.subnetScore(genome, tokens: tokens)
+                let largest = try session.subnetScore(space.maximal, tokens: tokens)
+                rows.insert(contentsOf: [
+                    ["validation loss (\(tokens) tokens)", String(format: "%.4f (perplexity %.2f)", mine.loss, exp(mine.loss)),
+                     String(format: "%+.2f%%", 100 * (mine.loss - largest.loss) / largest.loss), "measured"],
+                    ["next-token accuracy", String(format: "%.2f%%", 100 * mine.accuracy),
+                     String(format: "%.1f%% of largest", 100 * mine.accuracy / max(largest.accuracy, 1e-12)), "measured"],
+                ], at: 0)
             }
             if arguments.flag("latency") == true {
                 let tokens = arguments.integer("tokens")!
@@ -185,6 +199,18 @@ extension CommandTable {
             var name = group.name.replacingOccurrences(of: "layer 0 ", with: "")
             if case .width = group.kind { name += " (channels)" }
             rows.append([name, group.choices.map(String.init).joined(separator: ", "), "×\(layers) layers"])
+        }
+        if space.mode == .b {
+            if let kept = space.importanceKept {
+                // What each width keeps of the MLP's importance: the case for sorting the channels first.
+                let shares = zip(kept.channels, zip(kept.loadedOrder, kept.importanceOrder)).map { w, pair in
+                    String(format: "%d: %.0f%% → %.0f%%", w, 100 * pair.0, 100 * pair.1)
+                }
+                rows.append(["MLP importance kept (loaded order → sorted)", shares.joined(separator: ", "),
+                             "mean of \(layers) layers, \(kept.calibrationTokens) tokens of \(kept.calibrationSplit)"])
+            } else {
+                rows.append(["MLP channels kept", "the first, in the order loaded (LoNAS)", "order=importance sorts them first"])
+            }
         }
         let title = "Elastic mode \(space.mode.rawValue), groups by \(space.grouping.rawValue): \(space.groups.count) groups, "
             + String(format: "%.3g", space.subnetCount) + " subnets; heuristic = choice (n−1)/2 of each"

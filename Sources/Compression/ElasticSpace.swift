@@ -21,6 +21,40 @@ public enum ElasticGrouping: String, Sendable, CaseIterable {
     case module
 }
 
+/// Which MLP channels an elastic width keeps (mode B).
+public enum MLPChannelOrder: String, Sendable, CaseIterable {
+    /// The first channels of the weights as loaded (LoNAS).
+    case loaded
+    /// The first channels after sorting each layer's channels by importance on calibration text (EFTNAS).
+    case importance
+}
+
+/// How much of an MLP's channel importance each width choice keeps, mean over layers:
+/// in the order the channels were loaded, and after sorting them by importance.
+public struct ImportanceKept: Sendable, Equatable {
+    public var channels: [Int]
+    public var loadedOrder: [Double]
+    public var importanceOrder: [Double]
+    public var calibrationTokens: Int
+    public var calibrationSplit: String
+
+    /// Shares kept by the first `channels[k]` channels, from per-layer importance in the loaded order.
+    public init(importance: [[Double]], channels: [Int], calibrationTokens: Int, calibrationSplit: String) {
+        func meanShare(_ w: Int, sorted: Bool) -> Double {
+            let shares = importance.map { scores -> Double in
+                let ranked = sorted ? scores.sorted(by: >) : scores
+                return ranked.prefix(w).reduce(0, +) / max(scores.reduce(0, +), .leastNonzeroMagnitude)
+            }
+            return shares.reduce(0, +) / Double(max(1, shares.count))
+        }
+        self.channels = channels
+        loadedOrder = channels.map { meanShare($0, sorted: false) }
+        importanceOrder = channels.map { meanShare($0, sorted: true) }
+        self.calibrationTokens = calibrationTokens
+        self.calibrationSplit = calibrationSplit
+    }
+}
+
 /// One design variable: a group of adapters sharing a rank, or a layer's MLP width.
 public struct ElasticGroup: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
@@ -61,6 +95,9 @@ public final class ElasticSpace {
     public let groups: [ElasticGroup]
     public let config: LlamaConfiguration
     public let targets: [Projection]
+    /// Which channels a narrower MLP keeps (mode B), and what they are worth when measured.
+    public var channelOrder: MLPChannelOrder = .loaded
+    public var importanceKept: ImportanceKept?
 
     public init(config: LlamaConfiguration, mode: ElasticMode, rankChoices: [Int], widthFractions: [Double],
                 grouping: ElasticGrouping, targets: [Projection]) {

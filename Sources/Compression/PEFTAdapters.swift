@@ -6,7 +6,8 @@ import Transformer
 /// `adapter_config.json`. Q and K adapters are stored in Hugging Face's row order: Sculpt keeps
 /// GGUF's (rows of each head interleaved for adjacent-pair RoPE), so `lora_B` of q and k is
 /// permuted on the way out and back on the way in; `lora_A` is untouched (the permutation acts on
-/// output rows only).
+/// output rows only). When the MLP channels were reordered (`elastic order=importance`), gate and
+/// up `lora_B` rows and down `lora_A` columns go back to the loaded order too.
 public enum PEFTAdapters {
     public static let weightsFile = "adapter_model.safetensors"
     public static let configFile = "adapter_config.json"
@@ -33,14 +34,43 @@ public enum PEFTAdapters {
         return out
     }
 
+    /// MLP channels in the loaded order (`toLoaded`) or back to the stored one: gate/up rows, down columns.
+    /// Stored channel i is loaded channel `order[i]`.
+    static func permuteChannels(_ t: Tensor, order: [Int], rows: Bool, toLoaded: Bool) -> Tensor {
+        let out = Tensor(zeros: t.shape)
+        let (height, width) = (t.shape[0], t.shape[1])
+        for (stored, loaded) in order.enumerated() {
+            let (from, to) = toLoaded ? (stored, loaded) : (loaded, stored)
+            if rows {
+                (out.data + to * width).update(from: t.data + from * width, count: width)
+            } else {
+                for r in 0..<height { out.data[r * width + to] = t.data[r * width + from] }
+            }
+        }
+        return out
+    }
+
+    /// A tensor as PEFT (Hugging Face order, loaded MLP order) has it, or back (`toHuggingFace` false).
+    static func exchangeOrder(_ t: Tensor, matrix: String, projection p: Projection, layer: LlamaLayer, model: LlamaModel,
+                              toHuggingFace: Bool) -> Tensor {
+        let reordered = layer.mlpChannelOrder != Array(layer.mlpChannelOrder.indices)
+        switch (matrix, p) {
+        case ("B", .q), ("B", .k): return permuteRows(t, headDim: model.config.headDim, toHuggingFace: toHuggingFace)
+        case ("B", .gate) where reordered, ("B", .up) where reordered: return permuteChannels(t, order: layer.mlpChannelOrder, rows: true, toLoaded: toHuggingFace)
+        case ("A", .down) where reordered: return permuteChannels(t, order: layer.mlpChannelOrder, rows: false, toLoaded: toHuggingFace)
+        default: return t
+        }
+    }
+
     public static func save(_ set: LoRASet, model: LlamaModel, baseModel: String, to directory: String) throws {
         let url = URL(fileURLWithPath: directory)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         var tensors = [(String, Tensor)]()
         for (l, p, adapter) in set.ordered {
-            tensors.append((tensorName(layer: l, projection: p, matrix: "A"), adapter.a))
-            let b = (p == .q || p == .k) ? permuteRows(adapter.b, headDim: model.config.headDim, toHuggingFace: true) : adapter.b
-            tensors.append((tensorName(layer: l, projection: p, matrix: "B"), b))
+            for (matrix, tensor) in [("A", adapter.a), ("B", adapter.b)] {
+                tensors.append((tensorName(layer: l, projection: p, matrix: matrix),
+                                exchangeOrder(tensor, matrix: matrix, projection: p, layer: model.layers[l], model: model, toHuggingFace: true)))
+            }
         }
         try Safetensors.encode(tensors, metadata: ["format": "pt"]).write(to: url.appendingPathComponent(weightsFile), options: .atomic)
         let c = set.configuration
@@ -88,7 +118,7 @@ public enum PEFTAdapters {
                     guard source.shape == destination.shape else {
                         throw LoRAError.mismatch("\(name) is \(source.shape), this model needs \(destination.shape)")
                     }
-                    let value = (matrix == "B" && (p == .q || p == .k)) ? permuteRows(source, headDim: model.config.headDim, toHuggingFace: false) : source
+                    let value = exchangeOrder(source, matrix: matrix, projection: p, layer: model.layers[l], model: model, toHuggingFace: false)
                     destination.data.update(from: value.data, count: value.count)
                 }
             }

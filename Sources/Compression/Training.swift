@@ -62,15 +62,21 @@ public enum Training {
 
     /// Mean loss over the fixed validation batches (inference path, no gradients).
     public static func validationLoss(model: LlamaModel, data: TrainingData, batch: Int, seq: Int, batches: Int) -> Double {
-        var sum = 0.0, counted = 0
+        validationScore(model: model, data: data, batch: batch, seq: seq, batches: batches).loss
+    }
+
+    /// Mean loss and next-token accuracy (the target ranked first) over the fixed validation batches.
+    public static func validationScore(model: LlamaModel, data: TrainingData, batch: Int, seq: Int, batches: Int) -> (loss: Double, accuracy: Double) {
+        var sum = 0.0, correct = 0, counted = 0
         let workspace = ForwardWorkspace(config: model.config, batch: batch, seq: seq)
         for index in 0..<min(batches, data.fixedCount(batch: batch, seq: seq)) {
             let (tokens, targets) = data.fixed(index: index, batch: batch, seq: seq)
-            let (s, c) = model.loss(tokens: tokens, targets: targets, batch: batch, seq: seq, workspace: workspace)
-            sum += s
-            counted += c
+            let scored = model.score(tokens: tokens, targets: targets, batch: batch, seq: seq, workspace: workspace)
+            sum += scored.lossSum
+            correct += scored.correct
+            counted += scored.counted
         }
-        return sum / Double(max(1, counted))
+        return (sum / Double(max(1, counted)), Double(correct) / Double(max(1, counted)))
     }
 
     /// Trains `adapters` (already attached to `model`). Cancellation is checked between

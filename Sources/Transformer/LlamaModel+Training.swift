@@ -159,13 +159,28 @@ extension LlamaModel {
 
     /// Summed loss and counted targets without gradients (validation), on the inference path.
     public func loss(tokens: [Int32], targets: [Int32], batch: Int, seq: Int, workspace: ForwardWorkspace? = nil) -> (lossSum: Double, counted: Int) {
+        let scored = score(tokens: tokens, targets: targets, batch: batch, seq: seq, workspace: workspace)
+        return (scored.lossSum, scored.counted)
+    }
+
+    /// Summed loss, targets the model ranks first (greedy next-token accuracy), and counted targets.
+    public func score(tokens: [Int32], targets: [Int32], batch: Int, seq: Int,
+                      workspace: ForwardWorkspace? = nil) -> (lossSum: Double, correct: Int, counted: Int) {
         let logits = forward(tokens: tokens, batch: batch, seq: seq, logits: .all, workspace: workspace)
-        let losses = Tensor(zeros: [batch * seq])
+        let rows = batch * seq, vocab = config.vocabSize
+        let losses = Tensor(zeros: [rows])
         let counted = targets.withUnsafeBufferPointer {
-            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: batch * seq, vocab: config.vocabSize)
+            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: rows, vocab: vocab)
         }
-        var sum = 0.0
-        for i in 0..<(batch * seq) { sum += Double(losses[i]) }
-        return (sum, counted)
+        var sum = 0.0, correct = 0
+        for i in 0..<rows where targets[i] >= 0 {
+            sum += Double(losses[i])
+            // The first of the largest logits, as greedy decoding picks.
+            let row = logits.data + i * vocab
+            var best = 0
+            for v in 1..<vocab where row[v] > row[best] { best = v }
+            if best == Int(targets[i]) { correct += 1 }
+        }
+        return (sum, correct, counted)
     }
 }

@@ -5,11 +5,15 @@ import Tensors
 import Transformer
 
 extension Session {
-    /// Attaches fresh LoRA adapters (replacing any), seeded by the session's seed.
+    /// Attaches fresh LoRA adapters (replacing any), seeded by the session's seed. `beforeAttaching`
+    /// runs on the bare model, once the old adapters are off.
     @discardableResult
-    public func attachLoRA(_ configuration: LoRAConfiguration) throws -> LoRASet {
+    public func attachLoRA(_ configuration: LoRAConfiguration, beforeAttaching: () -> Void = {}) throws -> LoRASet {
         let model = try requireModel()
-        return try replaceAdapters(on: model) { try LoRASet(model: model, configuration: configuration, seed: seed) }
+        return try replaceAdapters(on: model) {
+            beforeAttaching()
+            return try LoRASet(model: model, configuration: configuration, seed: seed)
+        }
     }
 
     /// Takes the current adapters (and any elastic state) off the model, then installs new ones.

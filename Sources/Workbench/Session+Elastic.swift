@@ -37,9 +37,13 @@ public struct SearchRecord: Sendable {
 extension Session {
     /// Makes the adapters elastic: fresh LoRA at the largest rank (replacing any), and a search
     /// space over ranks (and MLP widths in mode B). The largest subnet is active.
+    /// In mode B, `order` says which channels a narrower MLP keeps: those loaded first (LoNAS), or
+    /// the most important on `calibrationTokens` tokens of the training split (EFTNAS). Reordering
+    /// moves the frozen MLP weights; the model computes the same function.
     @discardableResult
     public func makeElastic(mode: ElasticMode, ranks: [Int], widths: [Double], grouping: ElasticGrouping,
-                            targets: [Projection], alpha: Float?, dropout: Float) throws -> ElasticSpace {
+                            targets: [Projection], alpha: Float?, dropout: Float,
+                            order: MLPChannelOrder = .loaded, calibrationSplit: String? = nil, calibrationTokens: Int = 1024) throws -> ElasticSpace {
         let model = try requireModel()
         guard let top = ranks.max(), ranks.allSatisfy({ $0 >= 1 }) else { throw WorkbenchError.invalid("ranks must be positive") }
         if mode == .b {
@@ -50,10 +54,44 @@ extension Session {
                 throw WorkbenchError.invalid("mode B slices the MLP: target at least one of gate, up, down")
             }
         }
-        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
-        try attachLoRA(LoRAConfiguration(rank: top, alpha: alpha ?? Float(2 * top), targets: targets, dropout: dropout))
         let space = ElasticSpace(config: model.config, mode: mode, rankChoices: Array(Set(ranks)), widthFractions: Array(Set(widths)),
                                  grouping: grouping, targets: targets)
+        // Measured before anything changes, so that an interrupt or bad input leaves the old adapters.
+        var importance: [[Double]]?
+        if mode == .b && order == .importance {
+            let (data, split) = try trainingData(split: calibrationSplit)
+            guard let windows = data as? TextWindows else { throw WorkbenchError.invalid("calibration needs plain text") }
+            let seq = min(128, model.config.contextLength - 1)
+            guard windows.stream.count > seq + 1 else { throw WorkbenchError.notEnoughTokens(have: windows.stream.count, need: seq + 2) }
+            // Windows spread evenly over the split, so the statistics are not one chapter's.
+            let count = max(1, (calibrationTokens + seq - 1) / seq)
+            let span = windows.stream.count - seq
+            let sequences = (0..<count).map { i -> [Int32] in
+                let start = span * i / count
+                return Array(windows.stream[start..<(start + seq)])
+            }
+            guard let measured = model.mlpChannelImportance(sequences: sequences, isCancelled: { self.cancellation.isCancelled }) else {
+                throw CancellationError()
+            }
+            // Importance in the order the weights were loaded, for the report.
+            let loadedOrder = model.layers.enumerated().map { l, layer -> [Double] in
+                var scores = [Double](repeating: 0, count: model.config.ffnDim)
+                for (i, original) in layer.mlpChannelOrder.enumerated() { scores[original] = measured[l][i] }
+                return scores
+            }
+            space.importanceKept = ImportanceKept(importance: loadedOrder, channels: space.groups.first { if case .width = $0.kind { return true }; return false }?.choices ?? [],
+                                                  calibrationTokens: count * seq, calibrationSplit: split)
+            importance = measured
+        }
+        try attachLoRA(LoRAConfiguration(rank: top, alpha: alpha ?? Float(2 * top), targets: targets, dropout: dropout)) {
+            // Between taking the old adapters off and putting the new ones on: the MLP order.
+            if let importance {
+                model.orderMLPChannels(byImportance: importance)
+            } else if mode == .b {
+                model.restoreLoadedMLPOrder()
+            }
+        }
+        space.channelOrder = importance == nil ? .loaded : .importance
         elastic = space
         activeGenome = space.maximal
         return space
@@ -87,13 +125,18 @@ extension Session {
 
     /// Mean validation loss of a subnet on the first `tokens` tokens of the validation split.
     public func subnetLoss(_ genome: [Int], tokens: Int, validationSplit: String? = nil) throws -> Double {
+        try subnetScore(genome, tokens: tokens, validationSplit: validationSplit).loss
+    }
+
+    /// Mean validation loss and next-token accuracy of a subnet on the first `tokens` tokens of the validation split.
+    public func subnetScore(_ genome: [Int], tokens: Int, validationSplit: String? = nil) throws -> (loss: Double, accuracy: Double) {
         let model = try requireModel()
         // The validation split (Austen: Northanger Abbey); for a single text, the split `data text` chose.
         guard let (data, _) = try validationData(split: validationSplit) ?? validationData(split: evaluationSplit) else { throw WorkbenchError.noData }
         try activate(genome)
         let (batch, seq) = evaluationShape(model)
         let batches = max(1, (tokens + batch * seq - 1) / (batch * seq))
-        return Training.validationLoss(model: model, data: data, batch: batch, seq: seq, batches: batches)
+        return Training.validationScore(model: model, data: data, batch: batch, seq: seq, batches: batches)
     }
 
     /// Forward latency of a subnet on one sequence of `tokens` tokens: trimmed mean of `runs`

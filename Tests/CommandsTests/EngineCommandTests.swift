@@ -195,6 +195,41 @@ final class ElasticCommandTests: XCTestCase {
     }
 }
 
+final class ChannelOrderCommandTests: XCTestCase {
+    /// `elastic order=importance` sorts the MLP channels without changing what the model says,
+    /// reports what each width keeps, and `order=loaded` puts them back.
+    func testImportanceOrderKeepsTheFunctionAndLoadedOrderRestoresIt() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = NSTemporaryDirectory() + "sculpt-order-\(UUID().uuidString).txt"
+        try String(repeating: "Catherine Morland had never been seen in infancy to suppose her born to be an heroine. ", count: 40)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = RecordingOutput()
+        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"", output: output)
+        let model = try session.requireModel()
+        let weights = model.layers[0].wDown.array
+        let tokens: [Int32] = [1, 2, 3, 4, 5, 6, 7, 8]
+        let before = model.forward(tokens: tokens, batch: 1, seq: 8, logits: .all).array
+
+        let card = try runner.run("elastic mode=B ranks=4,2 widths=100%,75%,50% order=importance calibration_tokens=256", output: output).result?.plainText ?? ""
+        XCTAssertTrue(card.contains("MLP importance kept"), card)
+        XCTAssertEqual(session.elastic?.channelOrder, .importance)
+        let kept = try XCTUnwrap(session.elastic?.importanceKept)
+        XCTAssertEqual(kept.channels, [64, 48, 32])
+        XCTAssertEqual(kept.importanceOrder[0], 1, accuracy: 1e-9)
+        for k in 1..<3 { XCTAssertGreaterThanOrEqual(kept.importanceOrder[k], kept.loadedOrder[k]) }
+        XCTAssertNotEqual(model.layers[0].wDown.array, weights)
+        XCTAssertLessThan(zip(model.forward(tokens: tokens, batch: 1, seq: 8, logits: .all).array, before).map { abs($0 - $1) }.max()!, 1e-4)
+
+        _ = try runner.run("elastic mode=B ranks=4,2 widths=100%,50%", output: output)
+        XCTAssertEqual(session.elastic?.channelOrder, .loaded)
+        XCTAssertEqual(model.layers[0].wDown.array, weights, "order=loaded puts the channels back")
+        XCTAssertThrowsError(try runner.run("elastic mode=B order=importance split=nosuchsplit", output: output))
+        XCTAssertNotNil(session.lora, "a bad split leaves the adapters in place")
+    }
+}
+
 final class SearchInterruptTests: XCTestCase {
     func testInterruptingASearchKeepsTheFrontUnderItsName() throws {
         let session = Session()

@@ -29,6 +29,31 @@ final class PEFTAdapterTests: XCTestCase {
         XCTAssertEqual(model.forward(tokens: tokens, batch: 1, seq: 6, logits: .all).array, before)
     }
 
+    /// Adapters trained on a model whose MLP channels were sorted are saved in the loaded order:
+    /// on a model as loaded they give the same outputs, and loading them back onto the sorted
+    /// model does too.
+    func testAdaptersOfAReorderedMLPAreSavedInTheLoadedOrder() throws {
+        let sorted = LlamaModel.random(config: config, seed: 1)
+        let calibration: [[Int32]] = [(0..<16).map { Int32($0 * 13 % 256) }, (0..<16).map { Int32(($0 * 7 + 100) % 256) }]
+        sorted.orderMLPChannels(byImportance: sorted.mlpChannelImportance(sequences: calibration)!)
+        XCTAssertNotEqual(sorted.layers[0].mlpChannelOrder, Array(0..<config.ffnDim))
+        let set = try LoRASet(model: sorted, configuration: LoRAConfiguration(rank: 4, alpha: 8, targets: [.gate, .up, .down]), seed: 2)
+        var rng = SeededGenerator(seed: 3)
+        for (_, _, adapter) in set.ordered { rng.fillNormal(adapter.b, std: 0.2) }
+        let tokens: [Int32] = [5, 9, 77, 120, 3, 250]
+        let expected = sorted.forward(tokens: tokens, batch: 1, seq: 6, logits: .all).array
+        let path = directory()
+        try PEFTAdapters.save(set, model: sorted, baseModel: "tiny", to: path)
+
+        let loaded = LlamaModel.random(config: config, seed: 1)
+        _ = try PEFTAdapters.load(from: path, into: loaded)
+        XCTAssertLessThan(zip(loaded.forward(tokens: tokens, batch: 1, seq: 6, logits: .all).array, expected).map { abs($0 - $1) }.max()!, 1e-4)
+
+        set.detach(from: sorted)
+        _ = try PEFTAdapters.load(from: path, into: sorted)
+        XCTAssertEqual(sorted.forward(tokens: tokens, batch: 1, seq: 6, logits: .all).array, expected)
+    }
+
     func testFilesUsePEFTNamesShapesAndHuggingFaceRowOrder() throws {
         let model = LlamaModel.random(config: config, seed: 1)
         let set = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 2, alpha: 4, targets: [.q, .k, .v]), seed: 2)

@@ -19,6 +19,29 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(Array(last[256...]), Array(alone[(3 * 256)...]))
     }
 
+    /// Accuracy counts the targets whose logit is the row's largest; left-out targets (−1) count
+    /// in neither the loss nor the accuracy. A target set to each row's argmax scores 100 %.
+    func testScoreCountsGreedyHitsAndSkipsMaskedTargets() {
+        let model = LlamaModel.random(config: config, seed: 5)
+        let tokens: [Int32] = [3, 14, 15, 92, 65, 35, 89, 79]
+        let logits = model.forward(tokens: tokens, batch: 2, seq: 4, logits: .all).array
+        var argmax = [Int32]()
+        for r in 0..<8 {
+            let row = Array(logits[(r * 256)..<((r + 1) * 256)])
+            argmax.append(Int32(row.firstIndex(of: row.max()!)!))
+        }
+        var targets = argmax
+        targets[1] = (argmax[1] + 1) % 256      // a miss
+        targets[5] = -1                         // left out
+        let scored = model.score(tokens: tokens, targets: targets, batch: 2, seq: 4)
+        XCTAssertEqual(scored.counted, 7)
+        XCTAssertEqual(scored.correct, 6)
+        let (lossSum, counted) = model.loss(tokens: tokens, targets: targets, batch: 2, seq: 4)
+        XCTAssertEqual(counted, 7)
+        XCTAssertEqual(scored.lossSum, lossSum)
+        XCTAssertEqual(model.score(tokens: tokens, targets: argmax, batch: 2, seq: 4).correct, 8)
+    }
+
     func testParameterAndMACCounts() {
         let model = LlamaModel.random(config: config, seed: 1)
         XCTAssertEqual(model.parameterCount, config.parameterCount())

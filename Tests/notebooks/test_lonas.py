@@ -28,6 +28,17 @@ def test_search_space_card(cells):
     assert "256, 192, 128" in text
 
 
+def test_importance_order_card(cells):
+    text = result(cells, "elastic mode=B ranks=16,12,8 widths=100%,75%,50% groups=family order=importance")["text/plain"]
+    [row] = [line for line in text.splitlines() if line.startswith("MLP importance kept")]
+    # "256: 100% → 100%, 192: a% → b%, 128: c% → d%": sorting keeps at least as much at every width.
+    for share in row.split("  ")[1:]:
+        for pair in share.split(","):
+            if "→" in pair:
+                before, after = (float(x.strip().split(":")[-1].strip().rstrip("%")) for x in pair.split("→"))
+                assert after >= before, row
+
+
 def test_heuristic_is_the_midpoint_and_cheaper(cells):
     outputs = cells["subnet heuristic\ncost"].outputs
     [table] = [o for o in outputs if o.output_type == "display_data"]
