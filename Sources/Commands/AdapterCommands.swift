@@ -39,7 +39,9 @@ extension CommandTable {
                 details: "Next-token cross-entropy on random windows of the training split, AdamW with linear warm-up then cosine "
                     + "decay, gradient clipping and accumulation; validation loss on fixed windows of the validation split at the "
                     + "start, every `eval_every` steps and at the end. Austen defaults: train on Emma + Mansfield Park, validate on "
-                    + "Northanger Abbey. One display shows progress and the curve, updated in place.",
+                    + "Northanger Abbey. One display shows progress and the curve, updated in place. With elastic adapters each "
+                    + "step trains one random subnet (`sampler=uniform`, LoNAS) or the largest, the smallest and a random one "
+                    + "with their gradients averaged (`sampler=sandwich`, three passes per micro-batch).",
                 arguments: [
                     .option("steps", .integer(1...1_000_000), default: "100", help: "optimizer steps"),
                     .option("lr", .number(0...10), default: "3e-4", help: "peak learning rate"),
@@ -53,6 +55,8 @@ extension CommandTable {
                     .option("clip", .number(0...1000), default: "1", help: "largest gradient norm (0: no clipping)"),
                     .option("split", .text, help: "training split (Austen default: train)"),
                     .option("val_split", .text, help: "validation split (Austen default: validation)"),
+                    .option("sampler", .choice(SubnetSampler.allCases.map(\.rawValue)), default: "uniform",
+                            help: "elastic adapters: one random subnet per step (uniform, LoNAS) or largest + smallest + random (sandwich)"),
                 ],
                 examples: ["train steps=50 lr=3e-4 batch=4 seq=128", "train steps=200 warmup=20 accumulate=4 eval_every=25"]) { arguments, context in
             try runTraining(arguments, context)

@@ -47,9 +47,10 @@ extension CommandTable {
             if update { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id) }
         }
 
+        let sampler = SubnetSampler(rawValue: arguments.text("sampler")!)!
         show(.running, update: false)
         do {
-            let result = try session.train(p, split: arguments.text("split"), validationSplit: arguments.text("val_split")) { event in
+            let result = try session.train(p, split: arguments.text("split"), validationSplit: arguments.text("val_split"), sampler: sampler) { event in
                 if event.validationLoss != nil || Date().timeIntervalSince(lastShown) >= 0.25 {
                     lastShown = Date()
                     show(.running, update: true)
@@ -61,7 +62,8 @@ extension CommandTable {
             let seconds = result.seconds
             let rows: [[String]] = [
                 ["steps", "\(result.events.count) (total trained: \(last.step))"],
-                ["tokens per step", "\(p.batch * p.seq * p.accumulate) (batch \(p.batch) × seq \(p.seq) × accumulate \(p.accumulate))"],
+                ["tokens per step", "\(p.batch * p.seq * p.accumulate) (batch \(p.batch) × seq \(p.seq) × accumulate \(p.accumulate))"
+                    + (sampler == .sandwich ? ", each through 3 subnets" : "")],
                 ["train loss (last 10 steps)", String(format: "%.4f", result.events.suffix(10).map(\.trainLoss).reduce(0, +) / Double(min(10, result.events.count)))],
                 ["validation loss", result.finalValidationLoss.map { String(format: "%.4f (perplexity %.2f)", $0, exp($0)) } ?? "no validation split"],
                 ["time", String(format: "%.1f s, %.2f s per step, %.0f tokens/s (measured)", seconds, seconds / Double(result.events.count), last.tokensPerSecond)],

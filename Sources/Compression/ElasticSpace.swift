@@ -21,6 +21,22 @@ public enum ElasticGrouping: String, Sendable, CaseIterable {
     case module
 }
 
+/// Which subnets a super-network training step trains.
+public enum SubnetSampler: String, Sendable, CaseIterable {
+    /// One random subnet, uniform per group (LoNAS, Shears, NNCF).
+    case uniform
+    /// The largest, the smallest and one random subnet, gradients averaged (BigNAS's sandwich rule).
+    case sandwich
+
+    /// The genomes of one step.
+    public func genomes(_ space: ElasticSpace, _ rng: inout SeededGenerator) -> [[Int]] {
+        switch self {
+        case .uniform: return [space.random(&rng)]
+        case .sandwich: return [space.maximal, space.minimal, space.random(&rng)]
+        }
+    }
+}
+
 /// Which MLP channels an elastic width keeps (mode B).
 public enum MLPChannelOrder: String, Sendable, CaseIterable {
     /// The first channels of the weights as loaded (LoNAS).

@@ -82,12 +82,14 @@ public enum Training {
     /// Trains `adapters` (already attached to `model`). Cancellation is checked between
     /// micro-batches: an interrupted run keeps the adapters as trained so far.
     ///
-    /// Super-network training (LoNAS, Shears): `sampleSubnet` activates one random subnet at the
-    /// start of every step, so each step trains the weights that subnet shares; `validationSubnet`
-    /// activates the subnet validation measures (and is left active at the end).
+    /// Super-network training (LoNAS, Shears): at the start of every step `sampleSubnets` picks the
+    /// subnets the step trains, as functions that activate them — one random subnet (LoNAS), or the
+    /// largest, the smallest and a random one (the sandwich rule). Every micro-batch runs through
+    /// each of them and the step's gradient is their mean. `validationSubnet` activates the subnet
+    /// validation measures (and is left active at the end).
     public static func run(model: LlamaModel, adapters: LoRASet, train: TrainingData, validation: TrainingData?,
                            parameters p: Parameters, cancellation: CancellationToken? = nil,
-                           sampleSubnet: ((inout SeededGenerator) -> Void)? = nil, validationSubnet: (() -> Void)? = nil,
+                           sampleSubnets: ((inout SeededGenerator) -> [() -> Void])? = nil, validationSubnet: (() -> Void)? = nil,
                            progress: ((Event) -> Void)? = nil) -> Result {
         defer { validationSubnet?() }
         precondition(!adapters.isMerged, "unmerge the adapters before training")
@@ -102,15 +104,19 @@ public enum Training {
 
         stepLoop: for step in 0..<p.steps {
             adapters.zeroGradients()
-            sampleSubnet?(&rng)
+            let subnets = sampleSubnets?(&rng) ?? [{}]
+            let scale = 1 / Float(p.accumulate * subnets.count)
             var lossSum = 0.0, counted = 0
             for _ in 0..<p.accumulate {
-                if cancellation?.isCancelled == true { interrupted = true; break stepLoop }
                 let (x, y) = train.sample(batch: p.batch, seq: p.seq, rng: &rng)
-                let (s, c) = model.trainingStep(tokens: x, targets: y, workspace: workspace, gradientScale: 1 / Float(p.accumulate))
-                lossSum += s
-                counted += c
-                tokens += x.count
+                for activate in subnets {
+                    if cancellation?.isCancelled == true { interrupted = true; break stepLoop }
+                    activate()
+                    let (s, c) = model.trainingStep(tokens: x, targets: y, workspace: workspace, gradientScale: scale)
+                    lossSum += s
+                    counted += c
+                    tokens += x.count
+                }
             }
             let norm = optimizer.clipGradients(maxNorm: p.clip)
             let lr = schedule.rate(at: step)

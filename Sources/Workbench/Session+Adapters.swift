@@ -50,10 +50,14 @@ extension Session {
 
     /// Trains the attached adapters. Progress after every step; an interrupt stops between
     /// micro-batches and keeps the adapters as trained so far. Every step joins the history.
-    public func train(_ parameters: Training.Parameters, split: String?, validationSplit: String?,
+    /// With elastic adapters, `sampler` says which subnets each step trains.
+    public func train(_ parameters: Training.Parameters, split: String?, validationSplit: String?, sampler: SubnetSampler = .uniform,
                       progress: @escaping (Training.Event) -> Void) throws -> Training.Result {
         let model = try requireModel()
         let set = try requireLoRA()
+        if sampler != .uniform && elastic == nil {
+            throw WorkbenchError.invalid("sampler=\(sampler.rawValue) picks subnets of elastic adapters: use `elastic` first")
+        }
         if set.isMerged { throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` before training") }
         guard parameters.seq < model.config.contextLength else {
             throw WorkbenchError.invalid("seq=\(parameters.seq) does not fit the model's context of \(model.config.contextLength)")
@@ -72,14 +76,16 @@ extension Session {
         let offset = trainingHistory.last?.step ?? 0
         var p = parameters
         p.seed = seed &+ UInt64(offset)
-        // With elastic adapters, every step trains one random subnet (uniform per group); validation
-        // measures the active subnet, which stays active afterwards.
+        // With elastic adapters, every step trains the subnets the sampler picks (LoNAS: one random
+        // subnet, uniform per group); validation measures the active subnet, which stays active afterwards.
         let space = elastic
         let active = activeGenome
-        let sample: ((inout SeededGenerator) -> Void)? = space.map { space in { rng in space.apply(space.random(&rng), model: model, adapters: set) } }
+        let sample: ((inout SeededGenerator) -> [() -> Void])? = space.map { space in
+            { rng in sampler.genomes(space, &rng).map { genome in { space.apply(genome, model: model, adapters: set) } } }
+        }
         let validate: (() -> Void)? = space.map { space in { space.apply(active ?? space.maximal, model: model, adapters: set) } }
         let result = Training.run(model: model, adapters: set, train: train, validation: validation?.0, parameters: p,
-                                  cancellation: cancellation, sampleSubnet: sample, validationSubnet: validate) { event in
+                                  cancellation: cancellation, sampleSubnets: sample, validationSubnet: validate) { event in
             var shifted = event
             shifted.step += offset
             self.trainingHistory.append(shifted)

@@ -230,6 +230,28 @@ final class ChannelOrderCommandTests: XCTestCase {
     }
 }
 
+final class SandwichCommandTests: XCTestCase {
+    /// `train sampler=sandwich` needs elastic adapters, and with them trains three subnets a step.
+    func testSandwichNeedsElasticAdaptersAndSaysSo() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = NSTemporaryDirectory() + "sculpt-sandwich-\(UUID().uuidString).txt"
+        try String(repeating: "It is a truth universally acknowledged, that a single man in possession of a good fortune. ", count: 40)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = RecordingOutput()
+        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nlora rank=4", output: output)
+        XCTAssertThrowsError(try runner.run("train steps=2 batch=2 seq=16 sampler=sandwich", output: output)) {
+            XCTAssertTrue(String(describing: $0).contains("elastic"), String(describing: $0))
+        }
+        _ = try runner.run("elastic mode=B ranks=4,2 widths=100%,50%", output: output)
+        let summary = try runner.run("train steps=3 batch=2 seq=16 sampler=sandwich", output: output).result?.plainText ?? ""
+        XCTAssertTrue(summary.contains("each through 3 subnets"), summary)
+        XCTAssertEqual(session.trainingHistory.last?.step, 3)
+        XCTAssertEqual(session.activeGenome, session.elastic?.maximal, "the largest subnet is active again after training")
+    }
+}
+
 final class SearchInterruptTests: XCTestCase {
     func testInterruptingASearchKeepsTheFrontUnderItsName() throws {
         let session = Session()

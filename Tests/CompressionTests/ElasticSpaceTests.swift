@@ -58,14 +58,43 @@ final class ElasticSpaceTests: XCTestCase {
         p.seq = 32
         var sampled = Set<[Int]>()
         _ = Training.run(model: model, adapters: lora, train: data, validation: nil, parameters: p,
-                         sampleSubnet: { rng in
+                         sampleSubnets: { rng in
                              let genome = space.random(&rng)
                              sampled.insert(genome)
-                             space.apply(genome, model: model, adapters: lora)
+                             return [{ space.apply(genome, model: model, adapters: lora) }]
                          }, validationSubnet: { space.apply(space.maximal, model: model, adapters: lora) })
         XCTAssertGreaterThan(sampled.count, 60, "one random subnet per step")
         XCTAssertEqual(model.layers.map(\.activeFFN), [64, 64, 64], "the validation subnet is left active")
         let after = loss(space.heuristic)
         XCTAssertLessThan(after, before - 0.5, "heuristic subnet \(before) → \(after)")
+    }
+
+    /// The sandwich rule trains the largest, the smallest and one random subnet; the step's
+    /// gradient is their mean, so three passes through the same subnet make the same step as one.
+    func testSandwichStepsAverageTheirSubnets() throws {
+        let space = ElasticSpace(config: config, mode: .b, rankChoices: [8, 4], widthFractions: [1, 0.5], grouping: .layer, targets: [.q, .up])
+        var rng = SeededGenerator(seed: 1)
+        let genomes = SubnetSampler.sandwich.genomes(space, &rng)
+        XCTAssertEqual(genomes.count, 3)
+        XCTAssertEqual(genomes[0], space.maximal)
+        XCTAssertEqual(genomes[1], space.minimal)
+        XCTAssertTrue(space.isValid(genomes[2]))
+        XCTAssertEqual(SubnetSampler.uniform.genomes(space, &rng).count, 1)
+
+        let data = TextWindows((0..<400).map { Int32(($0 * 41 + 7) % 256) })
+        var p = Training.Parameters(steps: 2)
+        p.learningRate = 1e-2
+        p.batch = 2
+        p.seq = 16
+        func trainedB(passes: Int) throws -> [Float] {
+            let model = LlamaModel.random(config: config, seed: 5)
+            let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 4, alpha: 8, targets: [.q, .up]), seed: 6)
+            _ = Training.run(model: model, adapters: lora, train: data, validation: nil, parameters: p,
+                             sampleSubnets: { _ in Array(repeating: {}, count: passes) })
+            return lora.ordered.flatMap { $0.adapter.b.array }
+        }
+        let once = try trainedB(passes: 1), thrice = try trainedB(passes: 3)
+        XCTAssertNotEqual(once, [Float](repeating: 0, count: once.count), "the step moved B")
+        XCTAssertLessThan(zip(once, thrice).map { abs($0 - $1) }.max()!, 1e-5)
     }
 }
