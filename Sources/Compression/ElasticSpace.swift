@@ -152,6 +152,11 @@ public final class ElasticSpace {
         return raw >= full ? full : max(8, raw / 8 * 8)
     }
 
+    /// MLP channel choices, largest first (mode B; empty in mode A).
+    public var widthChoices: [Int] {
+        mode == .b ? widthFractions.map { ElasticSpace.channels($0, of: config.ffnDim) } : []
+    }
+
     public var subnetCount: Double { groups.reduce(1.0) { $0 * Double($1.choices.count) } }
     public var upperBounds: [Int] { groups.map { $0.choices.count - 1 } }
 

@@ -59,29 +59,9 @@ extension Session {
         // Measured before anything changes, so that an interrupt or bad input leaves the old adapters.
         var importance: [[Double]]?
         if mode == .b && order == .importance {
-            let (data, split) = try trainingData(split: calibrationSplit)
-            guard let windows = data as? TextWindows else { throw WorkbenchError.invalid("calibration needs plain text") }
-            let seq = min(128, model.config.contextLength - 1)
-            guard windows.stream.count > seq + 1 else { throw WorkbenchError.notEnoughTokens(have: windows.stream.count, need: seq + 2) }
-            // Windows spread evenly over the split, so the statistics are not one chapter's.
-            let count = max(1, (calibrationTokens + seq - 1) / seq)
-            let span = windows.stream.count - seq
-            let sequences = (0..<count).map { i -> [Int32] in
-                let start = span * i / count
-                return Array(windows.stream[start..<(start + seq)])
-            }
-            guard let measured = model.mlpChannelImportance(sequences: sequences, isCancelled: { self.cancellation.isCancelled }) else {
-                throw CancellationError()
-            }
-            // Importance in the order the weights were loaded, for the report.
-            let loadedOrder = model.layers.enumerated().map { l, layer -> [Double] in
-                var scores = [Double](repeating: 0, count: model.config.ffnDim)
-                for (i, original) in layer.mlpChannelOrder.enumerated() { scores[original] = measured[l][i] }
-                return scores
-            }
-            space.importanceKept = ImportanceKept(importance: loadedOrder, channels: space.groups.first { if case .width = $0.kind { return true }; return false }?.choices ?? [],
-                                                  calibrationTokens: count * seq, calibrationSplit: split)
-            importance = measured
+            let measured = try measureMLPImportance(split: calibrationSplit, tokens: calibrationTokens, widths: space.widthChoices)
+            importance = measured.importance
+            space.importanceKept = measured.kept
         }
         try attachLoRA(LoRAConfiguration(rank: top, alpha: alpha ?? Float(2 * top), targets: targets, dropout: dropout)) {
             // Between taking the old adapters off and putting the new ones on: the MLP order.
