@@ -111,9 +111,10 @@ public final class ElasticSpace {
     public let groups: [ElasticGroup]
     public let config: LlamaConfiguration
     public let targets: [Projection]
-    /// Which channels a narrower MLP keeps (mode B), and what they are worth when measured.
-    public var channelOrder: MLPChannelOrder = .loaded
+    /// What each width keeps of the MLP's importance, when the channels were sorted by it (mode B).
     public var importanceKept: ImportanceKept?
+    /// Which channels a narrower MLP keeps.
+    public var channelOrder: MLPChannelOrder { importanceKept == nil ? .loaded : .importance }
 
     public init(config: LlamaConfiguration, mode: ElasticMode, rankChoices: [Int], widthFractions: [Double],
                 grouping: ElasticGrouping, targets: [Projection]) {

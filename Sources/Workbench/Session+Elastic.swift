@@ -71,7 +71,6 @@ extension Session {
                 model.restoreLoadedMLPOrder()
             }
         }
-        space.channelOrder = importance == nil ? .loaded : .importance
         elastic = space
         activeGenome = space.maximal
         return space
