@@ -148,10 +148,7 @@ final class ElasticCommandTests: XCTestCase {
     func runSearch(seed: Int) throws -> (Session, String) {
         let session = Session()
         let runner = CellRunner(session: session)
-        let text = String(repeating: "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", count: 50)
-        let path = NSTemporaryDirectory() + "sculpt-lonas-\(UUID().uuidString).txt"
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
         let output = RecordingOutput()
         _ = try runner.run("""
             seed \(seed)
@@ -201,10 +198,7 @@ final class ChannelOrderCommandTests: XCTestCase {
     func testImportanceOrderKeepsTheFunctionAndLoadedOrderRestoresIt() throws {
         let session = Session()
         let runner = CellRunner(session: session)
-        let path = NSTemporaryDirectory() + "sculpt-order-\(UUID().uuidString).txt"
-        try String(repeating: "Catherine Morland had never been seen in infancy to suppose her born to be an heroine. ", count: 40)
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try temporaryText("Catherine Morland had never been seen in infancy to suppose her born to be an heroine. ", repeated: 40)
         let output = RecordingOutput()
         _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"", output: output)
         let model = try session.requireModel()
@@ -235,10 +229,7 @@ final class SandwichCommandTests: XCTestCase {
     func testSandwichNeedsElasticAdaptersAndSaysSo() throws {
         let session = Session()
         let runner = CellRunner(session: session)
-        let path = NSTemporaryDirectory() + "sculpt-sandwich-\(UUID().uuidString).txt"
-        try String(repeating: "It is a truth universally acknowledged, that a single man in possession of a good fortune. ", count: 40)
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try temporaryText("It is a truth universally acknowledged, that a single man in possession of a good fortune. ", repeated: 40)
         let output = RecordingOutput()
         _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nlora rank=4", output: output)
         XCTAssertThrowsError(try runner.run("train steps=2 batch=2 seq=16 sampler=sandwich", output: output)) {
@@ -256,10 +247,7 @@ final class SearchInterruptTests: XCTestCase {
     func testInterruptingASearchKeepsTheFrontUnderItsName() throws {
         let session = Session()
         let runner = CellRunner(session: session)
-        let path = NSTemporaryDirectory() + "sculpt-int-\(UUID().uuidString).txt"
-        try String(repeating: "Anne Elliot was a young woman of gentle manners and sweet character. ", count: 60)
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try temporaryText("Anne Elliot was a young woman of gentle manners and sweet character. ", repeated: 60)
         let output = RecordingOutput()
         _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nelastic mode=B ranks=8,6,4 widths=100%,75%,50%", output: output)
         // Cancel once a few generations have been shown.
