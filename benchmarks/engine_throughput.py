@@ -615,22 +615,27 @@ def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_sculpt(args) -> dict:
+def run_sculpt_bench(args, bench_args: list) -> dict:
+    """Runs `sculpt-kernel bench …` and returns the JSON it prints, with the run's wall time,
+    peak RSS and CPU seconds; or a status that says why there is none."""
     binary = Path(args.sculpt_kernel)
     if not binary.exists():
         return {"status": "not built", "detail": f"{binary} does not exist (swift build -c release)"}
-    cmd = [str(binary), "bench", "--model", str(args.model), "--prefill", str(args.prefill),
-           "--generate", str(args.generate), "--runs", str(args.runs)]
+    cmd = [str(binary), "bench", "--model", str(args.model)] + bench_args
     proc = run_process(cmd, args.timeout)
     text = proc["stdout"]
     if proc["returncode"] != 0 or "{" not in text:
         return {"status": "error", "command": cmd, "returncode": proc["returncode"],
-                "detail": tail(proc["stderr"] or text)}
+                "detail": tail(proc["stderr"] or text), "cpu_seconds": proc.get("cpu_seconds", 0.0)}
     result = json.loads(text[text.index("{"):text.rindex("}") + 1])
     result.update(status="ok", command=cmd, wall_seconds=proc["wall_seconds"], ru_maxrss_mb=proc["ru_maxrss_mb"],
                   cpu_seconds=proc["cpu_seconds"],
                   binary_modified=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(binary.stat().st_mtime)))
     return result
+
+
+def run_sculpt(args) -> dict:
+    return run_sculpt_bench(args, ["--prefill", str(args.prefill), "--generate", str(args.generate), "--runs", str(args.runs)])
 
 
 def run_worker(engine: str, args) -> dict:

@@ -325,22 +325,10 @@ def peft_worker(args, hf: bool) -> dict:
 
 
 def run_sculpt(args) -> dict:
-    binary = Path(args.sculpt_kernel)
-    if not binary.exists():
-        return {"status": "not built", "detail": f"{binary} does not exist (swift build -c release)"}
-    cmd = [str(binary), "bench", "--model", str(args.model), "--train", "--steps", str(args.steps)]
-    proc = et.run_process(cmd, args.timeout)
-    text = proc["stdout"]
-    if proc["returncode"] != 0 or "{" not in text:
-        return {"status": "error", "command": cmd, "returncode": proc["returncode"],
-                "detail": et.tail(proc["stderr"] or text), "cpu_seconds": proc.get("cpu_seconds", 0.0)}
-    result = json.loads(text[text.index("{"):text.rindex("}") + 1])
-    if not result.get("train_step_seconds"):
-        return {"status": "error", "command": cmd, "detail": f"no step times: {result}",
-                "cpu_seconds": proc.get("cpu_seconds", 0.0)}
-    result.update(status="ok", command=cmd, wall_seconds=proc["wall_seconds"], ru_maxrss_mb=proc["ru_maxrss_mb"],
-                  cpu_seconds=proc["cpu_seconds"],
-                  binary_modified=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(binary.stat().st_mtime)))
+    result = et.run_sculpt_bench(args, ["--train", "--steps", str(args.steps)])
+    if result["status"] == "ok" and not result.get("train_step_seconds"):
+        return {"status": "error", "command": result["command"], "detail": f"no step times: {result}",
+                "cpu_seconds": result.get("cpu_seconds", 0.0)}
     return result
 
 
