@@ -41,7 +41,9 @@ extension CommandTable {
                     + "start, every `eval_every` steps and at the end. Austen defaults: train on Emma + Mansfield Park, validate on "
                     + "Northanger Abbey. One display shows progress and the curve, updated in place. With elastic adapters each "
                     + "step trains one random subnet (`sampler=uniform`, LoNAS) or the largest, the smallest and a random one "
-                    + "with their gradients averaged (`sampler=sandwich`, three passes per micro-batch).",
+                    + "with their gradients averaged (`sampler=sandwich`, three passes per micro-batch). With `distill=yes` the "
+                    + "sandwich's largest subnet learns from the labels and the smallest and random ones learn its next-token "
+                    + "distribution on the same batch (BigNAS's in-place distillation); the training loss shown stays the labels'.",
                 arguments: [
                     .option("steps", .integer(1...1_000_000), default: "100", help: "optimizer steps"),
                     .option("lr", .number(0...10), default: "3e-4", help: "peak learning rate"),
@@ -57,8 +59,11 @@ extension CommandTable {
                     .option("val_split", .text, help: "validation split (Austen default: validation)"),
                     .option("sampler", .choice(SubnetSampler.allCases.map(\.rawValue)), default: "uniform",
                             help: "elastic adapters: one random subnet per step (uniform, LoNAS) or largest + smallest + random (sandwich)"),
+                    .option("distill", .flag, default: "no",
+                            help: "with sampler=sandwich: the smaller subnets learn the largest one's predictions instead of the labels"),
                 ],
-                examples: ["train steps=50 lr=3e-4 batch=4 seq=128", "train steps=200 warmup=20 accumulate=4 eval_every=25"]) { arguments, context in
+                examples: ["train steps=50 lr=3e-4 batch=4 seq=128", "train steps=200 warmup=20 accumulate=4 eval_every=25",
+                           "train steps=200 sampler=sandwich distill=yes"]) { arguments, context in
             try runTraining(arguments, context)
         },
 

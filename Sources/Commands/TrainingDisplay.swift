@@ -17,6 +17,7 @@ extension CommandTable {
         p.validationBatches = arguments.integer("val_batches")!
         p.weightDecay = Float(arguments.number("weight_decay")!)
         p.clip = Float(arguments.number("clip")!)
+        p.distillation = arguments.flag("distill")!
         let session = context.session
         let id = "training-" + UUID().uuidString.lowercased()
         let firstStep = (session.trainingHistory.last?.step ?? 0) + 1
@@ -63,7 +64,8 @@ extension CommandTable {
             let rows: [[String]] = [
                 ["steps", "\(result.events.count) (total trained: \(last.step))"],
                 ["tokens per step", "\(p.batch * p.seq * p.accumulate) (batch \(p.batch) × seq \(p.seq) × accumulate \(p.accumulate))"
-                    + (sampler == .sandwich ? ", each through 3 subnets" : "")],
+                    + (sampler == .sandwich ? ", each through 3 subnets" : "")
+                    + (p.distillation ? "; the largest learns from the labels, the others from its predictions" : "")],
                 ["train loss (last 10 steps)", String(format: "%.4f", result.events.suffix(10).map(\.trainLoss).reduce(0, +) / Double(min(10, result.events.count)))],
                 ["validation loss", result.finalValidationLoss.map { String(format: "%.4f (perplexity %.2f)", $0, exp($0)) } ?? "no validation split"],
                 ["time", String(format: "%.1f s, %.2f s per step, %.0f tokens/s (measured)", seconds, seconds / Double(result.events.count), last.tokensPerSecond)],

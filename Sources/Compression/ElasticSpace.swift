@@ -26,6 +26,7 @@ public enum SubnetSampler: String, Sendable, CaseIterable {
     /// One random subnet, uniform per group (LoNAS, Shears, NNCF).
     case uniform
     /// The largest, the smallest and one random subnet, gradients averaged (BigNAS's sandwich rule).
+    /// The largest comes first: with in-place distillation it is the teacher.
     case sandwich
 
     /// The genomes of one step.

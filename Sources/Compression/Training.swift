@@ -24,6 +24,9 @@ public enum Training {
         /// Largest global gradient norm (0: no clipping).
         public var clip: Float = 1
         public var seed: UInt64 = 0
+        /// In-place distillation (BigNAS): the first subnet of each step learns from the labels and
+        /// the others from its next-token distribution on the same micro-batch.
+        public var distillation = false
 
         public init(steps: Int) { self.steps = steps }
     }
@@ -86,7 +89,8 @@ public enum Training {
     /// subnets the step trains, as functions that activate them — one random subnet (LoNAS), or the
     /// largest, the smallest and a random one (the sandwich rule). Every micro-batch runs through
     /// each of them and the step's gradient is their mean. `validationSubnet` activates the subnet
-    /// validation measures (and is left active at the end).
+    /// validation measures (and is left active at the end). With `distillation`, the first subnet of
+    /// a step teaches the others.
     public static func run(model: LlamaModel, adapters: LoRASet, train: TrainingData, validation: TrainingData?,
                            parameters p: Parameters, cancellation: CancellationToken? = nil,
                            sampleSubnets: ((inout SeededGenerator) -> [() -> Void])? = nil, validationSubnet: (() -> Void)? = nil,
@@ -97,6 +101,8 @@ public enum Training {
         let schedule = LearningRateSchedule(peak: p.learningRate, warmup: p.warmup, total: p.steps)
         let workspace = TrainingWorkspace(config: model.config, batch: p.batch, seq: p.seq)
         var rng = SeededGenerator(seed: p.seed)
+        // The teacher's next-token distribution for one micro-batch: rows × vocab floats.
+        let teacher = p.distillation ? Tensor(zeros: [p.batch * p.seq, model.config.vocabSize]) : nil
         var events = [Event]()
         let started = Date()
         var tokens = 0
@@ -109,10 +115,12 @@ public enum Training {
             var lossSum = 0.0, counted = 0
             for _ in 0..<p.accumulate {
                 let (x, y) = train.sample(batch: p.batch, seq: p.seq, rng: &rng)
-                for activate in subnets {
+                for (index, activate) in subnets.enumerated() {
                     if cancellation?.isCancelled == true { interrupted = true; break stepLoop }
                     activate()
-                    let (s, c) = model.trainingStep(tokens: x, targets: y, workspace: workspace, gradientScale: scale)
+                    let target: TrainingTarget
+                    if let teacher, subnets.count > 1 { target = index == 0 ? .labelsTeaching(teacher) : .teacher(teacher) } else { target = .labels }
+                    let (s, c) = model.trainingStep(tokens: x, targets: y, workspace: workspace, gradientScale: scale, learning: target)
                     lossSum += s
                     counted += c
                     tokens += x.count

@@ -55,13 +55,25 @@ public final class TrainingWorkspace {
     }
 }
 
+/// What a training step learns from.
+public enum TrainingTarget {
+    /// The labels: next-token cross-entropy.
+    case labels
+    /// The labels, and the step writes its own next-token distribution into the tensor
+    /// (rows, vocab), for subnets that learn from it on the same tokens (in-place distillation).
+    case labelsTeaching(Tensor)
+    /// The distribution an earlier `.labelsTeaching` step wrote on the same tokens.
+    case teacher(Tensor)
+}
+
 extension LlamaModel {
     /// One forward and backward pass on `batch` sequences: returns the summed loss over counted
     /// targets and their count. Gradients reach only the adapters (scaled by `gradientScale /
     /// counted`, so a mean loss); frozen weights get none and need no buffers.
     /// `targets[i]` is the token row i should predict, or −1 to leave row i out of the loss.
+    /// With `.teacher`, the gradient is the distillation loss's; the returned loss is still the labels'.
     public func trainingStep(tokens: [Int32], targets: [Int32], workspace w: TrainingWorkspace,
-                             gradientScale: Float = 1) -> (lossSum: Double, counted: Int) {
+                             gradientScale: Float = 1, learning target: TrainingTarget = .labels) -> (lossSum: Double, counted: Int) {
         let c = config
         let rows = w.rows
         precondition(tokens.count == rows && targets.count == rows, "tokens and targets must be batch × seq")
@@ -100,9 +112,21 @@ extension LlamaModel {
         // Loss and its gradient: mean over counted targets.
         let counted = targets.withUnsafeBufferPointer { t in t.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
         guard counted > 0 else { return (0, 0) }
+        let scale = gradientScale / Float(counted)
         targets.withUnsafeBufferPointer {
-            _ = crossEntropyForwardBackward(logitsToGradient: w.logits.data, losses: w.losses.data, targets: $0.baseAddress!,
-                                            rows: rows, vocab: c.vocabSize, scale: gradientScale / Float(counted))
+            switch target {
+            case .labels, .labelsTeaching:
+                if case .labelsTeaching(let teacher) = target {
+                    precondition(teacher.count == rows * c.vocabSize, "the teacher's distribution must be rows × vocab")
+                    softmaxForward(out: teacher.data, input: w.logits.data, rows: rows, columns: c.vocabSize)
+                }
+                _ = crossEntropyForwardBackward(logitsToGradient: w.logits.data, losses: w.losses.data, targets: $0.baseAddress!,
+                                                rows: rows, vocab: c.vocabSize, scale: scale)
+            case .teacher(let teacher):
+                precondition(teacher.count == rows * c.vocabSize, "the teacher's distribution must be rows × vocab")
+                _ = distillationForwardBackward(logitsToGradient: w.logits.data, teacher: teacher.data, labelLosses: w.losses.data,
+                                                targets: $0.baseAddress!, rows: rows, vocab: c.vocabSize, scale: scale)
+            }
         }
         var lossSum = 0.0
         for i in 0..<rows { lossSum += Double(w.losses[i]) }

@@ -50,13 +50,18 @@ extension Session {
 
     /// Trains the attached adapters. Progress after every step; an interrupt stops between
     /// micro-batches and keeps the adapters as trained so far. Every step joins the history.
-    /// With elastic adapters, `sampler` says which subnets each step trains.
+    /// With elastic adapters, `sampler` says which subnets each step trains; with
+    /// `parameters.distillation`, the sandwich's largest subnet teaches the other two.
     public func train(_ parameters: Training.Parameters, split: String?, validationSplit: String?, sampler: SubnetSampler = .uniform,
                       progress: @escaping (Training.Event) -> Void) throws -> Training.Result {
         let model = try requireModel()
         let set = try requireLoRA()
         if sampler != .uniform && elastic == nil {
             throw WorkbenchError.invalid("sampler=\(sampler.rawValue) picks subnets of elastic adapters: use `elastic` first")
+        }
+        if parameters.distillation && (elastic == nil || sampler != .sandwich) {
+            throw WorkbenchError.invalid("distill=yes needs a teacher in every step: with elastic adapters, use sampler=sandwich "
+                                         + "(the largest subnet learns from the labels and teaches the smallest and the random one)")
         }
         if set.isMerged { throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` before training") }
         guard parameters.seq < model.config.contextLength else {

@@ -241,6 +241,25 @@ final class SandwichCommandTests: XCTestCase {
         XCTAssertEqual(session.trainingHistory.last?.step, 3)
         XCTAssertEqual(session.activeGenome, session.elastic?.maximal, "the largest subnet is active again after training")
     }
+
+    /// `distill=yes` needs the sandwich's teacher; with it, the smaller subnets train toward the largest.
+    func testDistillationNeedsTheSandwichAndTrains() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = try temporaryText("Catherine Morland had never been seen in her infancy to read a novel. ", repeated: 40)
+        let output = RecordingOutput()
+        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nelastic mode=B ranks=4,2 widths=100%,50%", output: output)
+        XCTAssertThrowsError(try runner.run("train steps=2 batch=2 seq=16 distill=yes", output: output)) {
+            XCTAssertTrue(String(describing: $0).contains("sampler=sandwich"), String(describing: $0))
+        }
+        XCTAssertTrue(session.trainingHistory.isEmpty, "a refused run trains nothing")
+        let before = session.lora!.ordered.map { $0.2.b.array }
+        let summary = try runner.run("train steps=3 batch=2 seq=16 lr=1e-2 sampler=sandwich distill=yes", output: output).result?.plainText ?? ""
+        XCTAssertTrue(summary.contains("the others from its predictions"), summary)
+        XCTAssertEqual(session.trainingHistory.last?.step, 3)
+        XCTAssertNotEqual(session.lora!.ordered.map { $0.2.b.array }, before, "the adapters trained")
+        XCTAssertTrue(session.trainingHistory.dropFirst().allSatisfy { $0.trainLoss.isFinite })
+    }
 }
 
 final class SearchInterruptTests: XCTestCase {

@@ -51,6 +51,65 @@ final class LoRAGradientTests: XCTestCase {
         XCTAssertGreaterThan(checked, 100)
     }
 
+    /// Distillation through the whole model: the adapters' gradients match finite differences of
+    /// the distillation loss against a fixed teacher, and a step that teaches itself learns nothing.
+    func testFullModelDistillationGradientsMatchFiniteDifferences() throws {
+        let model = LlamaModel.random(config: config, seed: 13)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 2, alpha: 4, targets: [.q, .v, .gate, .down]), seed: 7)
+        var rng = SeededGenerator(seed: 8)
+        for (_, _, adapter) in lora.ordered { rng.fillNormal(adapter.b, std: 0.3) }
+        let (batch, seq) = (2, 5)
+        let rows = batch * seq
+        let tokens: [Int32] = (0..<rows).map { Int32(($0 * 41 + 3) % 256) }
+        var targets: [Int32] = (0..<rows).map { Int32(($0 * 29 + 7) % 256) }
+        targets[4] = -1
+        let workspace = TrainingWorkspace(config: config, batch: batch, seq: seq)
+
+        // Teaching writes the model's own distribution; learning from it on the same weights adds no gradient.
+        let teacher = Tensor(zeros: [rows, config.vocabSize])
+        lora.zeroGradients()
+        let taught = model.trainingStep(tokens: tokens, targets: targets, workspace: workspace, learning: .labelsTeaching(teacher))
+        for i in 0..<rows { XCTAssertEqual((0..<config.vocabSize).reduce(Float(0)) { $0 + teacher[i * config.vocabSize + $1] }, 1, accuracy: 1e-4) }
+        let afterTeaching = lora.ordered.map { $0.2.gradA.array + $0.2.gradB.array }
+        let learned = model.trainingStep(tokens: tokens, targets: targets, workspace: workspace, learning: .teacher(teacher))
+        XCTAssertEqual(learned.lossSum, taught.lossSum, accuracy: 1e-3, "the reported loss is the labels' cross-entropy")
+        for (before, (_, _, adapter)) in zip(afterTeaching, lora.ordered) {
+            XCTAssertLessThan(zip(adapter.gradA.array + adapter.gradB.array, before).map { abs($0 - $1) }.max()!, 1e-5)
+        }
+
+        // Another teacher: the distillation gradient against finite differences of its loss.
+        let teacherLogits = Tensor(zeros: [rows, config.vocabSize])
+        rng.fillNormal(teacherLogits, std: 2)
+        softmaxForward(out: teacher.data, input: teacherLogits.data, rows: rows, columns: config.vocabSize)
+        lora.zeroGradients()
+        _ = model.trainingStep(tokens: tokens, targets: targets, workspace: workspace, learning: .teacher(teacher))
+        let losses = Tensor(zeros: [rows])
+        func meanDistillationLoss() -> Double {
+            let logits = model.forward(tokens: tokens, batch: batch, seq: seq, logits: .all)
+            let counted = targets.withUnsafeBufferPointer {
+                distillationForward(losses: losses.data, logits: logits.data, teacher: teacher.data, targets: $0.baseAddress!,
+                                    rows: rows, vocab: config.vocabSize)
+            }
+            return (0..<rows).reduce(0.0) { $0 + Double(losses[$1]) } / Double(counted)
+        }
+        var checked = 0
+        for (l, p, adapter) in lora.ordered {
+            for (name, parameter, gradient) in [("A", adapter.a, adapter.gradA), ("B", adapter.b, adapter.gradB)] {
+                for i in stride(from: 0, to: parameter.count, by: 7) {
+                    let saved = parameter[i]
+                    parameter[i] = saved + 1e-2; let plus = meanDistillationLoss()
+                    parameter[i] = saved - 1e-2; let minus = meanDistillationLoss()
+                    parameter[i] = saved
+                    let numeric = Float((plus - minus) / 2e-2)
+                    let error = abs(numeric - gradient[i]) / max(1e-2, abs(numeric), abs(gradient[i]))
+                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 40)
+    }
+
     func testDropoutGradientMatchesItsOwnMask() {
         // One adapter alone: with dropout, the backward must use the forward's mask.
         let adapter = LoRAAdapter(inFeatures: 6, outFeatures: 5, rank: 2, alpha: 2, dropout: 0.5, seed: 1)

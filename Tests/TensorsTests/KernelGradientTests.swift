@@ -204,3 +204,52 @@ final class FusedCrossEntropyTests: XCTestCase {
         }
     }
 }
+
+final class DistillationKernelTests: XCTestCase {
+    /// The distillation gradient matches finite differences of the distillation loss, masked rows
+    /// get none, and the reported loss is the labels' cross-entropy.
+    func testDistillationGradientAndLabelLoss() {
+        let (rows, vocab) = (4, 37)
+        let z = GradientCheck.random([rows, vocab], seed: 31, std: 3)
+        let teacher = Tensor(zeros: z.shape)
+        softmaxForward(out: teacher.data, input: GradientCheck.random([rows, vocab], seed: 32, std: 2).data, rows: rows, columns: vocab)
+        let targets: [Int32] = [5, -1, 36, 0]
+        let losses = Tensor(zeros: [rows]), labelLosses = Tensor(zeros: [rows]), expectedLabelLosses = Tensor(zeros: [rows])
+        let gradient = z.copy()
+        let counted = targets.withUnsafeBufferPointer { t in
+            distillationForwardBackward(logitsToGradient: gradient.data, teacher: teacher.data, labelLosses: labelLosses.data,
+                                        targets: t.baseAddress!, rows: rows, vocab: vocab, scale: 1.0 / 3)
+        }
+        XCTAssertEqual(counted, 3)
+        targets.withUnsafeBufferPointer { crossEntropyForward(losses: expectedLabelLosses.data, logits: z.data, targets: $0.baseAddress!, rows: rows, vocab: vocab) }
+        XCTAssertEqual(labelLosses.array, expectedLabelLosses.array, accuracy: 1e-5)
+        for j in 0..<vocab { XCTAssertEqual(gradient[vocab + j], 0, "the masked row gets no gradient") }
+        GradientCheck.assertMatches(gradient, input: z, step: 5e-3, "distillation") {
+            targets.withUnsafeBufferPointer {
+                distillationForward(losses: losses.data, logits: z.data, teacher: teacher.data, targets: $0.baseAddress!, rows: rows, vocab: vocab)
+            }
+            return (0..<rows).reduce(0.0) { $0 + Double(losses[$1]) } / 3
+        }
+    }
+
+    /// Learning from itself teaches nothing: the gradient toward one's own distribution is zero,
+    /// and the distillation loss is then the distribution's entropy.
+    func testATeacherEqualToTheStudentGivesNoGradient() {
+        let (rows, vocab) = (2, 19)
+        let z = GradientCheck.random([rows, vocab], seed: 33, std: 2)
+        let teacher = Tensor(zeros: z.shape)
+        softmaxForward(out: teacher.data, input: z.data, rows: rows, columns: vocab)
+        let targets: [Int32] = [1, 2]
+        let gradient = z.copy(), labelLosses = Tensor(zeros: [rows]), losses = Tensor(zeros: [rows])
+        targets.withUnsafeBufferPointer { t in
+            _ = distillationForwardBackward(logitsToGradient: gradient.data, teacher: teacher.data, labelLosses: labelLosses.data,
+                                            targets: t.baseAddress!, rows: rows, vocab: vocab, scale: 1)
+            _ = distillationForward(losses: losses.data, logits: z.data, teacher: teacher.data, targets: t.baseAddress!, rows: rows, vocab: vocab)
+        }
+        XCTAssertLessThan(gradient.array.map(abs).max()!, 1e-5)
+        for i in 0..<rows {
+            let entropy = (0..<vocab).reduce(0.0) { s, j in let p = Double(teacher[i * vocab + j]); return s - p * log(p) }
+            XCTAssertEqual(Double(losses[i]), entropy, accuracy: 1e-4)
+        }
+    }
+}
