@@ -66,7 +66,9 @@ extension CommandTable {
 
         Command("cost", summary: "What a subnet costs: parameters, MACs per token, bytes (computed) and latency (measured)",
                 details: "Without arguments, the active subnet (or the plain model). Figures are computed from shapes; latency is "
-                    + "measured on one sequence of `tokens` tokens (trimmed mean of repeated runs). Ratios compare with the largest subnet.",
+                    + "measured on one sequence of `tokens` tokens, in `rounds` rounds that time this subnet and the largest in turn "
+                    + "(trimmed means; the range of the rounds' own speedups says how far to trust the figure). Ratios compare "
+                    + "with the largest subnet.",
                 arguments: [
                     .positional("which", .words, required: false, help: "as for `subnet` (default: the active subnet)"),
                     .option("rank", .integer(1...100_000), help: "every rank group at the nearest choice"),
@@ -74,6 +76,8 @@ extension CommandTable {
                     .option("genome", .text, help: "choice indices, one per group"),
                     .option("latency", .flag, default: "yes", help: "also measure forward latency"),
                     .option("tokens", .integer(1...8192), default: "128", help: "tokens for the latency measurement"),
+                    .option("rounds", .integer(1...1000), default: "5",
+                            help: "latency rounds, each timing this subnet and the largest in turn (the spread of their speedups is shown)"),
                     .option("eval_tokens", .integer(16...10_000_000), help: "also measure validation loss and next-token accuracy on this many tokens"),
                 ],
                 examples: ["cost", "cost heuristic", "cost rank=16 width=50% eval_tokens=2048"]) { arguments, context in
@@ -102,9 +106,12 @@ extension CommandTable {
             }
             if arguments.flag("latency") == true {
                 let tokens = arguments.integer("tokens")!
-                let (mine, largest) = try session.pairedLatency(genome, against: space.maximal, tokens: tokens)
-                rows.append(["forward latency (\(tokens) tokens)", String(format: "%.2f ms", mine * 1000),
-                             String(format: "%.2f× (speedup %.2f×)", mine / largest, largest / mine), "measured"])
+                let rounds = arguments.integer("rounds")!
+                let paired = try session.pairedLatency(genome, against: space.maximal, tokens: tokens, rounds: rounds)
+                let spread = paired.roundSpeedups
+                rows.append(["forward latency (\(tokens) tokens)", String(format: "%.2f ms", paired.subnetSeconds * 1000),
+                             String(format: "%.2f× (speedup %.2f×; %d rounds %.2f–%.2f×)", 1 / paired.speedup, paired.speedup,
+                                    rounds, spread.first!, spread.last!), "measured"])
             }
             return Table(title: "Cost of the subnet", columns: ["", "value", "vs largest", "how"], rows: rows).bundle
         },

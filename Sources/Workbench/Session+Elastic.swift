@@ -130,19 +130,16 @@ extension Session {
     }
 
     /// Latency of a subnet and of the largest one, measured in alternation (A B A B …) so that a
-    /// busy moment on a shared machine weighs on both alike; trimmed means, in seconds.
-    public func pairedLatency(_ genome: [Int], against reference: [Int], tokens: Int = 128, rounds: Int = 5) throws -> (Double, Double) {
+    /// busy moment on a shared machine weighs on both alike. Each round times both (trimmed mean of
+    /// 3 runs each); an interrupt stops between rounds.
+    public func pairedLatency(_ genome: [Int], against reference: [Int], tokens: Int = 128, rounds: Int = 5) throws -> PairedLatency {
         var mine = [Double](), theirs = [Double]()
-        for _ in 0..<rounds {
+        for _ in 0..<max(1, rounds) {
+            if cancellation.isCancelled { throw CancellationError() }
             mine.append(try subnetLatency(genome, tokens: tokens, runs: 3))
             theirs.append(try subnetLatency(reference, tokens: tokens, runs: 3))
         }
-        func trimmed(_ values: [Double]) -> Double {
-            let sorted = values.sorted()
-            let kept = sorted.count > 2 ? Array(sorted.dropFirst().dropLast()) : sorted
-            return kept.reduce(0, +) / Double(kept.count)
-        }
-        return (trimmed(mine), trimmed(theirs))
+        return PairedLatency(subnet: mine, reference: theirs)
     }
 
     /// The objectives of a genome, in the order asked.
