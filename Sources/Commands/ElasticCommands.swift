@@ -66,8 +66,9 @@ extension CommandTable {
 
         Command("cost", summary: "What a subnet costs: parameters, MACs per token, bytes (computed) and latency (measured)",
                 details: "Without arguments, the active subnet (or the plain model). Figures are computed from shapes; latency is "
-                    + "measured on one sequence of `tokens` tokens, in `rounds` rounds that time this subnet and the largest in turn "
-                    + "(trimmed means; the range of the rounds' own speedups says how far to trust the figure). Ratios compare "
+                    + "measured on one sequence of `tokens` tokens, in `rounds` rounds that time one forward of this subnet and one of "
+                    + "the largest in turn. Other work on the machine only ever slows a run, so the speedup compares the best "
+                    + "runs; the range and median of the rounds' own speedups say how noisy the machine was. Ratios compare "
                     + "with the largest subnet.",
                 arguments: [
                     .positional("which", .words, required: false, help: "as for `subnet` (default: the active subnet)"),
@@ -76,8 +77,8 @@ extension CommandTable {
                     .option("genome", .text, help: "choice indices, one per group"),
                     .option("latency", .flag, default: "yes", help: "also measure forward latency"),
                     .option("tokens", .integer(1...8192), default: "128", help: "tokens for the latency measurement"),
-                    .option("rounds", .integer(1...1000), default: "5",
-                            help: "latency rounds, each timing this subnet and the largest in turn (the spread of their speedups is shown)"),
+                    .option("rounds", .integer(1...1000), default: "15",
+                            help: "latency rounds, each timing one forward of this subnet and one of the largest"),
                     .option("eval_tokens", .integer(16...10_000_000), help: "also measure validation loss and next-token accuracy on this many tokens"),
                 ],
                 examples: ["cost", "cost heuristic", "cost rank=16 width=50% eval_tokens=2048"]) { arguments, context in
@@ -109,9 +110,9 @@ extension CommandTable {
                 let rounds = arguments.integer("rounds")!
                 let paired = try session.pairedLatency(genome, against: space.maximal, tokens: tokens, rounds: rounds)
                 let spread = paired.roundSpeedups
-                rows.append(["forward latency (\(tokens) tokens)", String(format: "%.2f ms", paired.subnetSeconds * 1000),
-                             String(format: "%.2f× (speedup %.2f×; %d rounds %.2f–%.2f×)", 1 / paired.speedup, paired.speedup,
-                                    rounds, spread.first!, spread.last!), "measured"])
+                rows.append(["forward latency (\(tokens) tokens, best of \(rounds))", String(format: "%.2f ms", paired.subnetSeconds * 1000),
+                             String(format: "%.2f× (speedup %.2f×; rounds %.2f–%.2f×, median %.2f×)", 1 / paired.speedup, paired.speedup,
+                                    spread.first!, spread.last!, paired.medianRoundSpeedup), "measured"])
             }
             return Table(title: "Cost of the subnet", columns: ["", "value", "vs largest", "how"], rows: rows).bundle
         },

@@ -129,15 +129,26 @@ extension Session {
         return Throughput.trimmedMean(runs: runs) { _ = model.forward(tokens: ids, batch: 1, seq: seq, logits: .last, workspace: workspace) }
     }
 
-    /// Latency of a subnet and of the largest one, measured in alternation (A B A B …) so that a
-    /// busy moment on a shared machine weighs on both alike. Each round times both (trimmed mean of
-    /// 3 runs each); an interrupt stops between rounds.
-    public func pairedLatency(_ genome: [Int], against reference: [Int], tokens: Int = 128, rounds: Int = 5) throws -> PairedLatency {
+    /// Latency of a subnet and of a reference subnet, timed in alternation (A B A B …, one forward
+    /// each per round, after a warm-up) so that a busy moment on a shared machine weighs on both
+    /// alike. An interrupt stops between rounds.
+    public func pairedLatency(_ genome: [Int], against reference: [Int], tokens: Int = 128, rounds: Int = 15) throws -> PairedLatency {
+        let model = try requireModel()
+        let seq = min(tokens, model.config.contextLength)
+        let ids = (0..<seq).map { Int32(($0 * 7919) % model.config.vocabSize) }
+        let workspace = ForwardWorkspace(config: model.config, batch: 1, seq: seq)
+        func time(_ subnet: [Int]) throws -> Double {
+            try activate(subnet)
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = model.forward(tokens: ids, batch: 1, seq: seq, logits: .last, workspace: workspace)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        _ = try time(genome); _ = try time(reference)
         var mine = [Double](), theirs = [Double]()
         for _ in 0..<max(1, rounds) {
             if cancellation.isCancelled { throw CancellationError() }
-            mine.append(try subnetLatency(genome, tokens: tokens, runs: 3))
-            theirs.append(try subnetLatency(reference, tokens: tokens, runs: 3))
+            mine.append(try time(genome))
+            theirs.append(try time(reference))
         }
         return PairedLatency(subnet: mine, reference: theirs)
     }
