@@ -59,10 +59,13 @@ public func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
 /// Loss and gradient in one pass, overwriting the logits with their gradient (training never
 /// needs both at once, and a batch's logits are the largest buffer of a step):
 ///   losses_i = logsumexp(z_i) − z_i[t_i];   z_i ← scale · (softmax(z_i) − onehot(t_i)), masked rows ← 0.
+/// With a `teacher` distribution p (rows, vocab), the gradient is distillation's instead (see
+/// Distillation.swift): z_i ← scale · (softmax(z_i) − p_i); the losses stay the labels'.
 /// Returns the number of counted rows.
 @discardableResult
 public func crossEntropyForwardBackward(logitsToGradient z: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
-                                        targets: UnsafePointer<Int32>, rows: Int, vocab: Int, scale: Float) -> Int {
+                                        targets: UnsafePointer<Int32>, teacher: UnsafePointer<Float>? = nil,
+                                        rows: Int, vocab: Int, scale: Float) -> Int {
     let counted = (0..<rows).reduce(0) { $0 + (targets[$1] >= 0 ? 1 : 0) }
     parallelChunks(rows, minimumChunk: 8) { range in
         for i in range {
@@ -79,8 +82,13 @@ public func crossEntropyForwardBackward(logitsToGradient z: UnsafeMutablePointer
             let sum = expShifted(row, row, vocab, shift: shift)
             losses[i] = shift + logf(sum) - target
             let inverse = scale / sum
-            for j in 0..<vocab { row[j] *= inverse }
-            row[t] -= scale
+            if let teacher {
+                let p = teacher + i * vocab
+                for j in 0..<vocab { row[j] = row[j] * inverse - scale * p[j] }
+            } else {
+                for j in 0..<vocab { row[j] *= inverse }
+                row[t] -= scale
+            }
         }
     }
     return counted

@@ -124,8 +124,8 @@ extension LlamaModel {
                                                 rows: rows, vocab: c.vocabSize, scale: scale)
             case .teacher(let teacher):
                 precondition(teacher.count == rows * c.vocabSize, "the teacher's distribution must be rows × vocab")
-                _ = distillationForwardBackward(logitsToGradient: w.logits.data, teacher: teacher.data, labelLosses: w.losses.data,
-                                                targets: $0.baseAddress!, rows: rows, vocab: c.vocabSize, scale: scale)
+                _ = crossEntropyForwardBackward(logitsToGradient: w.logits.data, losses: w.losses.data, targets: $0.baseAddress!,
+                                                teacher: UnsafePointer(teacher.data), rows: rows, vocab: c.vocabSize, scale: scale)
             }
         }
         var lossSum = 0.0

@@ -31,24 +31,30 @@ final class LoRAGradientTests: XCTestCase {
             let (s, c) = model.loss(tokens: tokens, targets: targets, batch: batch, seq: seq)
             return s / Double(c)
         }
-        var worst: Float = 0
+        XCTAssertGreaterThan(assertAdapterGradientsMatch(lora, every: 5, loss: meanLoss), 100)
+    }
+
+    /// Central differences of `loss` against the adapters' accumulated gradients, at every
+    /// `every`-th element of each A and B; returns how many elements were checked.
+    private func assertAdapterGradientsMatch(_ lora: LoRASet, every: Int, loss: () -> Double,
+                                             file: StaticString = #filePath, line: UInt = #line) -> Int {
         var checked = 0
         for (l, p, adapter) in lora.ordered {
             for (name, parameter, gradient) in [("A", adapter.a, adapter.gradA), ("B", adapter.b, adapter.gradB)] {
-                for i in stride(from: 0, to: parameter.count, by: 5) {
+                for i in stride(from: 0, to: parameter.count, by: every) {
                     let saved = parameter[i]
-                    parameter[i] = saved + 1e-2; let plus = meanLoss()
-                    parameter[i] = saved - 1e-2; let minus = meanLoss()
+                    parameter[i] = saved + 1e-2; let plus = loss()
+                    parameter[i] = saved - 1e-2; let minus = loss()
                     parameter[i] = saved
                     let numeric = Float((plus - minus) / 2e-2)
                     let error = abs(numeric - gradient[i]) / max(1e-2, abs(numeric), abs(gradient[i]))
-                    if error > worst { worst = error }
-                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])")
+                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])",
+                                      file: file, line: line)
                     checked += 1
                 }
             }
         }
-        XCTAssertGreaterThan(checked, 100)
+        return checked
     }
 
     /// Distillation through the whole model: the adapters' gradients match finite differences of
@@ -92,22 +98,7 @@ final class LoRAGradientTests: XCTestCase {
             }
             return (0..<rows).reduce(0.0) { $0 + Double(losses[$1]) } / Double(counted)
         }
-        var checked = 0
-        for (l, p, adapter) in lora.ordered {
-            for (name, parameter, gradient) in [("A", adapter.a, adapter.gradA), ("B", adapter.b, adapter.gradB)] {
-                for i in stride(from: 0, to: parameter.count, by: 7) {
-                    let saved = parameter[i]
-                    parameter[i] = saved + 1e-2; let plus = meanDistillationLoss()
-                    parameter[i] = saved - 1e-2; let minus = meanDistillationLoss()
-                    parameter[i] = saved
-                    let numeric = Float((plus - minus) / 2e-2)
-                    let error = abs(numeric - gradient[i]) / max(1e-2, abs(numeric), abs(gradient[i]))
-                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])")
-                    checked += 1
-                }
-            }
-        }
-        XCTAssertGreaterThan(checked, 40)
+        XCTAssertGreaterThan(assertAdapterGradientsMatch(lora, every: 7, loss: meanDistillationLoss), 40)
     }
 
     func testDropoutGradientMatchesItsOwnMask() {

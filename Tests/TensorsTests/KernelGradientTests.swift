@@ -217,8 +217,8 @@ final class DistillationKernelTests: XCTestCase {
         let losses = Tensor(zeros: [rows]), labelLosses = Tensor(zeros: [rows]), expectedLabelLosses = Tensor(zeros: [rows])
         let gradient = z.copy()
         let counted = targets.withUnsafeBufferPointer { t in
-            distillationForwardBackward(logitsToGradient: gradient.data, teacher: teacher.data, labelLosses: labelLosses.data,
-                                        targets: t.baseAddress!, rows: rows, vocab: vocab, scale: 1.0 / 3)
+            crossEntropyForwardBackward(logitsToGradient: gradient.data, losses: labelLosses.data, targets: t.baseAddress!,
+                                        teacher: teacher.data, rows: rows, vocab: vocab, scale: 1.0 / 3)
         }
         XCTAssertEqual(counted, 3)
         targets.withUnsafeBufferPointer { crossEntropyForward(losses: expectedLabelLosses.data, logits: z.data, targets: $0.baseAddress!, rows: rows, vocab: vocab) }
@@ -242,8 +242,8 @@ final class DistillationKernelTests: XCTestCase {
         let targets: [Int32] = [1, 2]
         let gradient = z.copy(), labelLosses = Tensor(zeros: [rows]), losses = Tensor(zeros: [rows])
         targets.withUnsafeBufferPointer { t in
-            _ = distillationForwardBackward(logitsToGradient: gradient.data, teacher: teacher.data, labelLosses: labelLosses.data,
-                                            targets: t.baseAddress!, rows: rows, vocab: vocab, scale: 1)
+            _ = crossEntropyForwardBackward(logitsToGradient: gradient.data, losses: labelLosses.data, targets: t.baseAddress!,
+                                            teacher: teacher.data, rows: rows, vocab: vocab, scale: 1)
             _ = distillationForward(losses: losses.data, logits: z.data, teacher: teacher.data, targets: t.baseAddress!, rows: rows, vocab: vocab)
         }
         XCTAssertLessThan(gradient.array.map(abs).max()!, 1e-5)
