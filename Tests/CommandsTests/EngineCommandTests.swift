@@ -196,11 +196,8 @@ final class ChannelOrderCommandTests: XCTestCase {
     /// `elastic order=importance` sorts the MLP channels without changing what the model says,
     /// reports what each width keeps, and `order=loaded` puts them back.
     func testImportanceOrderKeepsTheFunctionAndLoadedOrderRestoresIt() throws {
-        let session = Session()
-        let runner = CellRunner(session: session)
-        let path = try temporaryText("Catherine Morland had never been seen in infancy to suppose her born to be an heroine. ", repeated: 40)
-        let output = RecordingOutput()
-        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"", output: output)
+        let (session, runner, output) = try tinySession(reading: "Catherine Morland had never been seen in infancy to suppose her born to be an heroine. ",
+                                                        repeated: 40)
         let model = try session.requireModel()
         let weights = model.layers[0].wDown.array
         let tokens: [Int32] = [1, 2, 3, 4, 5, 6, 7, 8]
@@ -227,11 +224,8 @@ final class ChannelOrderCommandTests: XCTestCase {
 final class SandwichCommandTests: XCTestCase {
     /// `train sampler=sandwich` needs elastic adapters, and with them trains three subnets a step.
     func testSandwichNeedsElasticAdaptersAndSaysSo() throws {
-        let session = Session()
-        let runner = CellRunner(session: session)
-        let path = try temporaryText("It is a truth universally acknowledged, that a single man in possession of a good fortune. ", repeated: 40)
-        let output = RecordingOutput()
-        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nlora rank=4", output: output)
+        let (session, runner, output) = try tinySession(reading: "It is a truth universally acknowledged, that a single man in possession of a good fortune. ",
+                                                        repeated: 40, then: "lora rank=4")
         XCTAssertThrowsError(try runner.run("train steps=2 batch=2 seq=16 sampler=sandwich", output: output)) {
             XCTAssertTrue(String(describing: $0).contains("elastic"), String(describing: $0))
         }
@@ -244,11 +238,8 @@ final class SandwichCommandTests: XCTestCase {
 
     /// `distill=yes` needs the sandwich's teacher; with it, the smaller subnets train toward the largest.
     func testDistillationNeedsTheSandwichAndTrains() throws {
-        let session = Session()
-        let runner = CellRunner(session: session)
-        let path = try temporaryText("Catherine Morland had never been seen in her infancy to read a novel. ", repeated: 40)
-        let output = RecordingOutput()
-        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"\nelastic mode=B ranks=4,2 widths=100%,50%", output: output)
+        let (session, runner, output) = try tinySession(reading: "Catherine Morland had never been seen in her infancy to read a novel. ",
+                                                        repeated: 40, then: "elastic mode=B ranks=4,2 widths=100%,50%")
         XCTAssertThrowsError(try runner.run("train steps=2 batch=2 seq=16 distill=yes", output: output)) {
             XCTAssertTrue(String(describing: $0).contains("sampler=sandwich"), String(describing: $0))
         }

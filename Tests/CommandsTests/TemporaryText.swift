@@ -1,4 +1,6 @@
 import Foundation
+@testable import Commands
+import Workbench
 import XCTest
 
 extension XCTestCase {
@@ -9,5 +11,19 @@ extension XCTestCase {
         try String(repeating: sentence, count: count).write(toFile: path, atomically: true, encoding: .utf8)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
+    }
+}
+
+extension XCTestCase {
+    /// A session with a 2-layer tiny model reading `sentence` repeated, after running `setup`
+    /// (further lines of a cell): the start of command tests that train or search.
+    func tinySession(reading sentence: String, repeated count: Int, then setup: String = "")
+        throws -> (session: Session, runner: CellRunner, output: RecordingOutput) {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let output = RecordingOutput()
+        let path = try temporaryText(sentence, repeated: count)
+        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"" + (setup.isEmpty ? "" : "\n" + setup), output: output)
+        return (session, runner, output)
     }
 }
