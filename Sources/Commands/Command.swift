@@ -53,6 +53,12 @@ public struct Command {
             + arguments.filter { $0.kind == .option }.map(\.usage)).joined(separator: " ")
     }
 
+    /// The usage for a list of commands: the name and positionals, with the options folded into
+    /// `[options]` so the column stays narrow; the command's page lists them.
+    public var shortUsage: String {
+        ([name] + positionals.map(\.usage) + (options.isEmpty ? [] : ["[options]"])).joined(separator: " ")
+    }
+
     var options: [ArgumentSpec] { arguments.filter { $0.kind == .option } }
     var positionals: [ArgumentSpec] { arguments.filter { $0.kind == .positional } }
 
@@ -68,6 +74,9 @@ public struct Command {
                                        (names.isEmpty ? " (it takes no options)" : ""),
                                        word: token.raw, suggestion: nearest(key, in: names).map { "\($0)=" + value },
                                        column: token.column)
+                }
+                guard values[spec.name] == nil else {
+                    throw CommandError(.badValue, "`\(key)=` is given twice; give each option once", word: token.raw, column: token.column)
                 }
                 do {
                     values[spec.name] = try spec.parse(value)

@@ -55,11 +55,13 @@ extension CommandTable {
     /// The overview: every command with its one-line help.
     public func overview() -> MimeBundle {
         let table = Table(title: "Sculpt commands", columns: ["command", "what it does"],
-                          rows: commands.map { [$0.usage, $0.summary] })
-        let footer = "Type `help COMMAND` for a command's page; Tab completes, Shift-Tab shows help."
+                          rows: commands.map { [$0.shortUsage, $0.summary] })
+        let footer = "Type `help COMMAND` for a command's page with its options; Tab completes, Shift-Tab shows help. "
+            + "Charts keep their raw points in the output's metadata (`sculpt` key in the saved notebook); "
+            + "`pareto NAME csv PATH` writes a search's points to a file."
         return MimeBundle(plain: table.plainText + "\n\n" + footer.replacingOccurrences(of: "`", with: ""))
             .adding("text/markdown", .text(table.markdown + "\n\n" + footer))
-            .adding("text/html", .text(table.html + "<p>\(htmlEscaped(footer.replacingOccurrences(of: "`", with: "")))</p>"))
+            .adding("text/html", .text(table.html + "<p>\(htmlWithCode(footer))</p>"))
     }
 
     /// One command's page: usage, summary, details, arguments, examples.
@@ -96,7 +98,7 @@ extension CommandTable {
         if members.count == 1, tokens.count == 1 { return page(for: members[0]) }
         if !members.isEmpty && tokens.count == 1 {
             let table = Table(title: "`\(first.text)` commands", columns: ["command", "what it does"],
-                              rows: members.map { [$0.usage, $0.summary] })
+                              rows: members.map { [$0.shortUsage, $0.summary] })
             return table.bundle
         }
         do {

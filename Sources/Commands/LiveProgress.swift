@@ -1,5 +1,6 @@
 import Display
 import Foundation
+import Workbench
 
 /// One progress display for a long command: shown at the start, updated in place at most every
 /// 100 ms (so a fast loop does not flood the frontend), and closed as finished or interrupted.
@@ -30,8 +31,8 @@ final class LiveProgress {
         output.update(bar.bundle, id: id)
     }
 
-    func finish(interrupted: Bool = false, note: String? = nil) {
-        bar.state = interrupted ? .interrupted : .finished
+    func finish(interrupted: Bool = false, failed: Bool = false, note: String? = nil) {
+        bar.state = failed ? .failed : interrupted ? .interrupted : .finished
         if let note { bar.note = note }
         if !interrupted { bar.done = bar.total }
         let elapsed = Date().timeIntervalSince(started)
@@ -39,13 +40,16 @@ final class LiveProgress {
         output.update(bar.bundle, id: id)
     }
 
-    /// Runs `body`, closing the bar as interrupted if it throws.
+    /// Runs `body`, closing the bar as interrupted (or failed, for any other error) if it throws.
     func run<T>(_ body: () throws -> T) rethrows -> T {
         do {
             let value = try body()
             return value
-        } catch {
+        } catch let error as CancellationError {
             finish(interrupted: true)
+            throw error
+        } catch {
+            finish(failed: true)
             throw error
         }
     }

@@ -2,6 +2,7 @@ import Compression
 import Display
 import Foundation
 import Search
+import Tensors
 import Workbench
 
 extension CommandTable {
@@ -31,8 +32,9 @@ extension CommandTable {
                                   unit: "generations", state: state)
             if record.generationsDone > 0 { bar.secondsLeft = elapsed / Double(record.generationsDone) * Double(generations - record.generationsDone) }
             bar.note = "\(record.evaluated.count) subnets evaluated, \(record.front.count) on the front"
-            let bundle = plot(record, title: "\(name): generation \(record.generationsDone)/\(generations) · \(bar.note!)")
-                .bundle(plain: bar.plainText, htmlPrefix: bar.html)
+            var chart = plot(record, title: "\(name): generation \(record.generationsDone)/\(generations)")
+            chart.subtitle = bar.figures
+            let bundle = chart.bundle(plain: bar.plainText)
             if shown { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id); shown = true }
         }
 
@@ -46,6 +48,9 @@ extension CommandTable {
             return frontTable(record, session: session)
         } catch let error as CancellationError {
             if let record = session.fronts[name] { show(record, state: .interrupted) }
+            throw error
+        } catch {
+            if shown, let record = session.fronts[name] { show(record, state: .failed) }
             throw error
         }
     }
@@ -86,7 +91,8 @@ extension CommandTable {
         if let m = record.maximal { rows.append(row("largest", m)) }
         let title = "Pareto front of \(record.name): \(record.front.count) subnets of \(record.evaluated.count) evaluated"
             + (record.interrupted ? " (interrupted at generation \(record.generationsDone))" : "")
-            + " · validation loss on \(record.evalTokens) tokens and latency measured; parameters and MACs computed"
+            + " · validation loss on \(record.evalTokens) tokens" + (latencyIndex == nil ? "" : " and latency")
+            + " measured; parameters and MACs computed"
         let columns = ["#", "validation loss", "parameters", "MACs/token"] + (latencyIndex == nil ? [] : ["latency (ms)"]) + ["mean rank", "mean MLP width"]
         return Table(title: title, columns: columns, alignments: [.left] + columns.dropFirst().map { _ in .right }, rows: rows).bundle
     }
@@ -116,7 +122,11 @@ extension CommandTable {
                 (i.objectives.map { String($0) } + [frontGenomes.contains(i.genome) ? "1" : "0", String(i.generation),
                                                       "\"" + i.genome.map(String.init).joined(separator: " ") + "\""]).joined(separator: ",")
             }
-            try ([header] + lines).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                try ([header] + lines).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw CommandError(.failed, "cannot write \(path): \(fileSystemReason(error))", word: words[1])
+            }
             return MimeBundle(plain: "wrote \(record.evaluated.count) subnets (\(record.front.count) on the front) to \(path)")
         default:
             throw CommandError(.badValue, "`pareto` shows a table, a plot or a csv, not `\(words[0])`", word: words[0],
@@ -144,12 +154,11 @@ extension CommandTable {
         var plot = plot(first, title: "Fronts: " + names.joined(separator: ", "))
         let xIndex = first.objectives.firstIndex { $0 != .loss } ?? 0, yIndex = first.objectives.firstIndex(of: .loss) ?? 0
         plot.groupTitle = "front"
+        plot.groupNames = records.map(\.name)
         plot.points = records.enumerated().flatMap { k, r in r.front.map { ScatterPlot.Point(x: $0.objectives[xIndex], y: $0.objectives[yIndex], group: k, label: r.name) } }
-        let table = Table(title: "Fronts compared (hypervolume against a shared reference; higher is better)",
-                          columns: ["search", "evaluated", "front", "best loss", "hypervolume"], rows: rows)
-        var bundle = plot.bundle(plain: table.plainText)
-        bundle.set("text/html", .text(table.html + plot.svg))
-        bundle.set("text/markdown", .text(table.markdown))
-        return bundle
+        // The chart and the table as two outputs: in one bundle, a front end shows only one of them.
+        context.output.display(plot.bundle(plain: "fronts of " + names.joined(separator: ", ")), id: nil)
+        return Table(title: "Fronts compared (hypervolume against a shared reference; higher is better)",
+                     columns: ["search", "evaluated", "front", "best loss", "hypervolume"], rows: rows).bundle
     }
 }

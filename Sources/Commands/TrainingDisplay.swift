@@ -35,16 +35,21 @@ extension CommandTable {
             var notes = [String]()
             if let rate { notes.append(String(format: "%.0f tokens/s", rate)) }
             if !recent.isEmpty { notes.append(String(format: "train %.3f", recent.reduce(0, +) / Double(recent.count))) }
-            if let v = session.trainingHistory.last(where: { $0.validationLoss != nil })?.validationLoss { notes.append(String(format: "val %.3f", v)) }
+            // The latest validation loss with the step it was measured at: after an interrupt it
+            // may be the start-of-run figure, and must not read as the end-of-run one.
+            if let last = session.trainingHistory.last(where: { $0.validationLoss != nil }), let v = last.validationLoss {
+                notes.append(String(format: "val %.3f at step %d", v, last.step))
+            }
             bar.note = notes.joined(separator: " · ")
-            let chart = LineChart(
-                title: "LoRA training — step \(Int(done) + firstStep - 1)/\(lastStep)" + (bar.note.map { " · " + $0 } ?? ""),
+            var chart = LineChart(
+                title: "LoRA training — step \(Int(done) + firstStep - 1)/\(lastStep)",
                 xTitle: "step", yTitle: "loss (nats per token)",
                 series: [
                     .init(name: "train", points: session.trainingHistory.map { (Double($0.step), $0.trainLoss) }, colour: "#1f6feb"),
                     .init(name: "validation", points: session.trainingHistory.compactMap { e in e.validationLoss.map { (Double(e.step), $0) } }, colour: "#d9480f"),
                 ])
-            let bundle = chart.bundle(plain: bar.plainText, htmlPrefix: bar.html)
+            chart.subtitle = bar.figures
+            let bundle = chart.bundle(plain: bar.plainText)
             if update { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id) }
         }
 
@@ -73,6 +78,11 @@ extension CommandTable {
             return Table(title: "Training done", columns: ["", "value"], rows: rows).bundle
         } catch let error as CancellationError {
             show(.interrupted, update: true)
+            throw error
+        } catch {
+            // Bad input found once the run started (a text too short for its windows): the
+            // display says so rather than staying at "running".
+            show(.failed, update: true)
             throw error
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Lines over a shared x axis (a loss curve: train and validation against step), drawn as SVG,
-/// specified as Vega-Lite with the data inline, and listed as JSON points.
+/// specified as Vega-Lite with the data inline, with the raw points in the display's metadata.
 public struct LineChart: Sendable {
     public struct Series: Sendable {
         public var name: String
@@ -16,6 +16,8 @@ public struct LineChart: Sendable {
     }
 
     public var title: String
+    /// A second line under the title: a live display's progress ("40% · 20/50 steps · 12 s left").
+    public var subtitle: String?
     public var xTitle: String
     public var yTitle: String
     public var series: [Series]
@@ -55,7 +57,7 @@ public struct LineChart: Sendable {
     }
 
     public var svg: String {
-        let left = 56.0, right = 110.0, top = 28.0, bottom = 40.0
+        let left = 56.0, right = 110.0, top = subtitle == nil ? 28.0 : 42.0, bottom = 40.0
         let w = Double(width), h = Double(height)
         let (x0, x1) = LineChart.range(allPoints.map(\.x))
         let (y0, y1) = LineChart.range(allPoints.map(\.y))
@@ -64,6 +66,7 @@ public struct LineChart: Sendable {
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"11\">"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
         s += "<text x=\"\(left)\" y=\"16\" font-size=\"12\" font-weight=\"bold\">\(htmlEscaped(title))</text>"
+        if let subtitle { s += "<text x=\"\(left)\" y=\"31\" fill=\"#555\">\(htmlEscaped(subtitle))</text>" }
         for t in LineChart.ticks(y0, y1) {
             let y = py(t)
             s += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"#e5e7eb\"/>"
@@ -102,16 +105,31 @@ public struct LineChart: Sendable {
         }
         return [
             "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "title": title, "width": width - 170, "height": height - 70,
+            "title": LineChart.vegaTitle(title, subtitle), "width": width - 170, "height": height - 70,
             "data": ["values": values],
             "mark": ["type": "line", "point": true, "tooltip": true],
             "encoding": [
-                "x": ["field": "x", "type": "quantitative", "title": xTitle],
-                "y": ["field": "y", "type": "quantitative", "title": yTitle, "scale": ["zero": false]],
+                "x": LineChart.vegaAxis(title: xTitle, values: allPoints.map(\.x), field: "x"),
+                "y": LineChart.vegaAxis(title: yTitle, values: allPoints.map(\.y), field: "y"),
                 "color": ["field": "series", "type": "nominal", "title": "",
                           "scale": ["domain": series.map(\.name), "range": series.map(\.colour)]],
             ],
         ]
+    }
+
+    /// A Vega-Lite title with an optional subtitle.
+    static func vegaTitle(_ title: String, _ subtitle: String?) -> Any {
+        guard let subtitle else { return title }
+        return ["text": title, "subtitle": subtitle, "subtitleColor": "#555"]
+    }
+
+    /// A quantitative position channel. Large values get SI labels ("330k", "1.2M") rather than
+    /// "330,000"; small ones keep Vega's own format. The scale leaves out zero: a loss curve near 3
+    /// would otherwise be a flat line at the top.
+    static func vegaAxis(title: String, values: [Double], field: String) -> [String: Any] {
+        var channel: [String: Any] = ["field": field, "type": "quantitative", "title": title, "scale": ["zero": false]]
+        if (values.map(abs).max() ?? 0) >= 1e4 { channel["axis"] = ["format": "~s"] }
+        return channel
     }
 
     /// The points, for export.
@@ -120,17 +138,8 @@ public struct LineChart: Sendable {
          "series": series.map { ["name": $0.name, "points": $0.points.filter { $0.y.isFinite }.map { [$0.x, $0.y] }] }]
     }
 
-    /// SVG, Vega-Lite, JSON points and a plain-text summary; `html` (if given) leads the HTML form.
-    public func bundle(plain: String, htmlPrefix: String = "") -> MimeBundle {
-        var bundle = MimeBundle(plain: plain)
-        bundle.set("image/svg+xml", .text(svg))
-        bundle.set("text/html", .text(htmlPrefix + svg))
-        if let spec = try? JSONSerialization.data(withJSONObject: vegaLite, options: [.sortedKeys]) {
-            bundle.set("application/vnd.vegalite.v5+json", .json(spec))
-        }
-        if let points = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) {
-            bundle.set("application/json", .json(points))
-        }
-        return bundle
+    /// Vega-Lite, SVG and a plain-text summary, with the points in the metadata.
+    public func bundle(plain: String) -> MimeBundle {
+        MimeBundle.chart(plain: plain, svg: svg, vegaLite: vegaLite, points: json)
     }
 }

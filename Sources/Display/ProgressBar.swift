@@ -14,7 +14,7 @@ public struct ProgressBar: Equatable, Sendable {
     public var note: String?
     public var state: State
 
-    public enum State: Equatable, Sendable { case running, finished, interrupted }
+    public enum State: Equatable, Sendable { case running, finished, interrupted, failed }
 
     public init(title: String, done: Double, total: Double, unit: String, rate: Double? = nil,
                 secondsLeft: Double? = nil, note: String? = nil, state: State = .running) {
@@ -30,13 +30,16 @@ public struct ProgressBar: Equatable, Sendable {
 
     public var fraction: Double { total > 0 ? min(1, max(0, done / total)) : 0 }
 
-    var figures: String {
+    /// Percent, counts, rate, time left or final state, and the note: the bar without its bar,
+    /// for a chart's subtitle.
+    public var figures: String {
         var parts = ["\(Int(fraction * 100))%", "\(ProgressBar.count(done))/\(ProgressBar.count(total)) \(unit)"]
         if let rate, rate.isFinite, rate > 0 { parts.append(String(format: rate >= 100 ? "%.0f %@/s" : "%.1f %@/s", rate, unit)) }
         switch state {
         case .running: if let secondsLeft, secondsLeft.isFinite { parts.append(ProgressBar.duration(secondsLeft) + " left") }
         case .finished: parts.append("done")
         case .interrupted: parts.append("interrupted")
+        case .failed: parts.append("failed")
         }
         if let note { parts.append(note) }
         return parts.joined(separator: " · ")
@@ -49,7 +52,7 @@ public struct ProgressBar: Equatable, Sendable {
     }
 
     public var html: String {
-        let colour = state == .interrupted ? "#c0392b" : state == .finished ? "#2e7d32" : "#1f6feb"
+        let colour = state == .interrupted || state == .failed ? "#c0392b" : state == .finished ? "#2e7d32" : "#1f6feb"
         return """
         <div class="sculpt-progress" style="font-family:monospace;font-size:12px">\
         <span>\(htmlEscaped(title))</span> \

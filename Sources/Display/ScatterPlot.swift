@@ -1,7 +1,8 @@
 import Foundation
 
 /// Points coloured by a group number (a search's generation), a front drawn as a step line,
-/// and named markers (reference points), as SVG, Vega-Lite, JSON points and text.
+/// and named markers (reference points), as SVG, Vega-Lite and text, with the raw points in the
+/// display's metadata.
 public struct ScatterPlot: Sendable {
     public struct Point: Sendable {
         public var x: Double
@@ -32,10 +33,14 @@ public struct ScatterPlot: Sendable {
     }
 
     public var title: String
+    /// A second line under the title: a live display's progress.
+    public var subtitle: String?
     public var xTitle: String
     public var yTitle: String
     public var groupTitle: String
     public var points: [Point]
+    /// Names for the groups when they are categories (the fronts of `compare`), not an order.
+    public var groupNames: [String]?
     /// Front points in x order, drawn as a line.
     public var front: [(x: Double, y: Double)]
     public var markers: [Marker]
@@ -61,7 +66,7 @@ public struct ScatterPlot: Sendable {
     }
 
     public var svg: String {
-        let left = 64.0, right = 130.0, top = 28.0, bottom = 42.0
+        let left = 64.0, right = 130.0, top = subtitle == nil ? 28.0 : 42.0, bottom = 42.0
         let w = Double(width), h = Double(height)
         let xs = points.map(\.x) + markers.map(\.x), ys = points.map(\.y) + markers.map(\.y)
         let (x0, x1) = LineChart.range(xs), (y0, y1) = LineChart.range(ys)
@@ -72,6 +77,7 @@ public struct ScatterPlot: Sendable {
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"11\">"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
         s += "<text x=\"\(left)\" y=\"16\" font-size=\"12\" font-weight=\"bold\">\(htmlEscaped(title))</text>"
+        if let subtitle { s += "<text x=\"\(left)\" y=\"31\" fill=\"#555\">\(htmlEscaped(subtitle))</text>" }
         for t in LineChart.ticks(y0, y1) {
             s += "<line x1=\"\(left)\" x2=\"\(f(w - right))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" stroke=\"#eee\"/>"
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\" fill=\"#555\">\(LineChart.label(t))</text>"
@@ -97,9 +103,7 @@ public struct ScatterPlot: Sendable {
             s += "<path d=\"M\(f(x)),\(f(y - 7)) L\(f(x + 6)),\(f(y + 5)) L\(f(x - 6)),\(f(y + 5)) Z\" fill=\"\(m.colour)\" stroke=\"#111\"/>"
         }
         var ly = top + 12
-        s += "<text x=\"\(f(w - right + 10))\" y=\"\(f(ly))\" fill=\"#555\">\(htmlEscaped(groupTitle)) 0…\(max(0, groups - 1))</text>"
-        ly += 14
-        s += "<rect x=\"\(f(w - right + 10))\" y=\"\(f(ly - 8))\" width=\"50\" height=\"8\" fill=\"\(ScatterPlot.colour(0, of: 2))\"/><rect x=\"\(f(w - right + 60))\" y=\"\(f(ly - 8))\" width=\"50\" height=\"8\" fill=\"\(ScatterPlot.colour(1, of: 2))\"/>"
+        s += legend(groups: groups, x: w - right + 10, y: &ly)
         ly += 18
         s += "<line x1=\"\(f(w - right + 10))\" x2=\"\(f(w - right + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"#111\" stroke-width=\"1.5\"/><text x=\"\(f(w - right + 30))\" y=\"\(f(ly))\">front</text>"
         for m in markers {
@@ -107,6 +111,37 @@ public struct ScatterPlot: Sendable {
             s += "<path d=\"M\(f(w - right + 18)),\(f(ly - 10)) l6,10 l-12,0 Z\" fill=\"\(m.colour)\" stroke=\"#111\"/><text x=\"\(f(w - right + 30))\" y=\"\(f(ly))\">\(htmlEscaped(m.name))</text>"
         }
         return s + "</svg>"
+    }
+
+    /// The colour key. Named groups: a swatch and a name each. Ordered groups (generations): one
+    /// swatch per group in a row, labelled with the first, middle and last group, so each colour
+    /// can be read off as a generation.
+    private func legend(groups: Int, x: Double, y: inout Double) -> String {
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        var s = ""
+        if let groupNames {
+            for (k, name) in groupNames.enumerated() {
+                s += "<circle cx=\"\(f(x + 4))\" cy=\"\(f(y - 4))\" r=\"4\" fill=\"\(ScatterPlot.colour(k, of: groupNames.count))\"/>"
+                s += "<text x=\"\(f(x + 14))\" y=\"\(f(y))\">\(htmlEscaped(name))</text>"
+                y += 14
+            }
+            return s
+        }
+        s += "<text x=\"\(f(x))\" y=\"\(f(y))\" fill=\"#555\">\(htmlEscaped(groupTitle))</text>"
+        y += 6
+        let width = 100.0, cell = width / Double(max(1, groups))
+        for g in 0..<max(1, groups) {
+            s += "<rect x=\"\(f(x + Double(g) * cell))\" y=\"\(f(y))\" width=\"\(f(cell + 0.3))\" height=\"8\" fill=\"\(ScatterPlot.colour(g, of: groups))\"><title>\(htmlEscaped(groupTitle)) \(g)</title></rect>"
+        }
+        y += 20
+        let last = max(0, groups - 1)
+        var labels = [(0, "start")]
+        if last >= 2 { labels.append((last / 2, "middle")) }
+        if last >= 1 { labels.append((last, "end")) }
+        for (g, anchor) in labels {
+            s += "<text x=\"\(f(x + (Double(g) + 0.5) * cell))\" y=\"\(f(y - 2))\" text-anchor=\"\(anchor)\" fill=\"#555\">\(g)</text>"
+        }
+        return s
     }
 
     static func short(_ v: Double) -> String {
@@ -118,19 +153,30 @@ public struct ScatterPlot: Sendable {
     }
 
     public var vegaLite: [String: Any] {
-        var values: [[String: Any]] = points.map { ["x": $0.x, "y": $0.y, "kind": "evaluated", groupTitle: $0.group, "subnet": $0.label] }
+        let names = groupNames ?? []
+        var values: [[String: Any]] = points.map { p in
+            ["x": p.x, "y": p.y, "kind": "evaluated", groupTitle: p.group, "subnet": p.label,
+             "name": names.indices.contains(p.group) ? names[p.group] : ""]
+        }
         values += front.map { ["x": $0.x, "y": $0.y, "kind": "front"] }
         values += markers.map { ["x": $0.x, "y": $0.y, "kind": $0.name] }
-        let x: [String: Any] = ["field": "x", "type": "quantitative", "title": xTitle, "scale": ["zero": false]]
-        let y: [String: Any] = ["field": "y", "type": "quantitative", "title": yTitle, "scale": ["zero": false]]
+        let x = LineChart.vegaAxis(title: xTitle, values: points.map(\.x) + markers.map(\.x), field: "x")
+        let y = LineChart.vegaAxis(title: yTitle, values: points.map(\.y) + markers.map(\.y), field: "y")
+        let groups = (points.map(\.group).max() ?? 0) + 1
+        // The same colours as the SVG: a ramp over ordered groups, one colour per named group.
+        let colour: [String: Any] = groupNames.map { names in
+            ["field": "name", "type": "nominal", "title": groupTitle,
+             "scale": ["domain": names, "range": names.indices.map { ScatterPlot.colour($0, of: names.count) }]]
+        } ?? ["field": groupTitle, "type": "quantitative",
+              "scale": ["domain": [0, max(1, groups - 1)], "range": [ScatterPlot.colour(0, of: 2), ScatterPlot.colour(1, of: 2)]]]
         return [
             "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "title": title, "width": width - 180, "height": height - 80,
+            "title": LineChart.vegaTitle(title, subtitle), "width": width - 180, "height": height - 80,
             "data": ["values": values],
             "layer": [
                 ["transform": [["filter": "datum.kind == 'evaluated'"]],
                  "mark": ["type": "circle", "size": 36, "tooltip": true],
-                 "encoding": ["x": x, "y": y, "color": ["field": groupTitle, "type": "quantitative", "scale": ["scheme": "viridis"]]]],
+                 "encoding": ["x": x, "y": y, "color": colour]],
                 ["transform": [["filter": "datum.kind == 'front'"]],
                  "mark": ["type": "line", "interpolate": "step-after", "color": "#111"],
                  "encoding": ["x": x, "y": y]],
@@ -149,12 +195,8 @@ public struct ScatterPlot: Sendable {
          "markers": markers.map { ["name": $0.name, "x": $0.x, "y": $0.y] as [String: Any] }]
     }
 
-    public func bundle(plain: String, htmlPrefix: String = "") -> MimeBundle {
-        var bundle = MimeBundle(plain: plain)
-        bundle.set("image/svg+xml", .text(svg))
-        bundle.set("text/html", .text(htmlPrefix + svg))
-        if let spec = try? JSONSerialization.data(withJSONObject: vegaLite, options: [.sortedKeys]) { bundle.set("application/vnd.vegalite.v5+json", .json(spec)) }
-        if let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) { bundle.set("application/json", .json(data)) }
-        return bundle
+    /// Vega-Lite, SVG and a plain-text summary, with the points in the metadata.
+    public func bundle(plain: String) -> MimeBundle {
+        MimeBundle.chart(plain: plain, svg: svg, vegaLite: vegaLite, points: json)
     }
 }

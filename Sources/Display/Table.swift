@@ -49,16 +49,16 @@ public struct Table: Equatable, Sendable {
 
     public var html: String {
         var out = "<table class=\"sculpt-table\">"
-        if let title { out += "<caption style=\"text-align:left;font-weight:bold\">\(htmlEscaped(title))</caption>" }
+        if let title { out += "<caption style=\"text-align:left;font-weight:bold\">\(htmlWithCode(title))</caption>" }
         out += "<thead><tr>"
         for (i, column) in columns.enumerated() {
-            out += "<th style=\"text-align:\(alignments[i] == .right ? "right" : "left")\">\(htmlEscaped(column))</th>"
+            out += "<th style=\"text-align:\(alignments[i] == .right ? "right" : "left")\">\(htmlWithCode(column))</th>"
         }
         out += "</tr></thead><tbody>"
         for row in rows {
             out += "<tr>"
             for (i, cell) in row.enumerated() {
-                out += "<td style=\"text-align:\(alignments[i] == .right ? "right" : "left")\">\(htmlEscaped(cell))</td>"
+                out += "<td style=\"text-align:\(alignments[i] == .right ? "right" : "left")\">\(htmlWithCode(cell))</td>"
             }
             out += "</tr>"
         }

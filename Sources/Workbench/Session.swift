@@ -80,6 +80,11 @@ public final class Session {
             throw WorkbenchError.invalid("not a valid tiny model: \(error)")
         }
         guard vocab >= 256 else { throw WorkbenchError.invalid("a tiny model's vocabulary holds the 256 bytes: vocab must be at least 256, not \(vocab)") }
+        do {
+            try MachineMemory.check(config.float32Bytes(), for: "a tiny model of \(formatCount(Double(config.parameterCount()))) parameters")
+        } catch let error as MemoryError {
+            throw WorkbenchError.invalid("\(error): choose fewer layers or smaller widths")
+        }
         let tokens = (0..<vocab).map { $0 < 256 ? String(ByteLevelBPE.byteToUnicode[$0]) : "<unused\($0 - 256)>" }
         let types = (0..<vocab).map { $0 < 256 ? ByteLevelBPE.TokenType.normal.rawValue : ByteLevelBPE.TokenType.unused.rawValue }
         let tokenizer = ByteLevelBPE(tokens: tokens, tokenTypes: types, merges: [], preTokenizer: "gpt2")
@@ -136,7 +141,8 @@ public final class Session {
         guard all.count >= 2 else { throw WorkbenchError.notEnoughTokens(have: all.count, need: 2) }
         let slice = Array(all.prefix(count + 1))
         let result = try Perplexity.evaluate(model: model, tokens: slice,
-                                             parameters: .init(window: min(window, model.config.contextLength), stride: stride),
+                                             parameters: .init(window: min(window, model.config.contextLength),
+                                                               stride: min(stride, window, model.config.contextLength)),
                                              cancellation: cancellation, progress: progress)
         return (result, split)
     }
@@ -168,6 +174,16 @@ public final class Session {
             rows.append(("adapters", "LoRA rank \(c.rank), alpha \(formatCount(Double(c.alpha))) on \(c.targets.map(\.rawValue).joined(separator: ",")): "
                          + "\(formatCount(Double(lora.parameterCount))) parameters" + (lora.isMerged ? ", merged" : "")
                          + (trainingHistory.isEmpty ? "" : ", \(trainingHistory.last!.step) steps trained")))
+        }
+        if let elastic {
+            let widths = elastic.mode == .b ? ", MLP widths " + elastic.widthChoices.map(String.init).joined(separator: "/") : ""
+            let active = activeGenome.map { $0 == elastic.maximal ? "largest" : $0 == elastic.minimal ? "smallest" : $0 == elastic.heuristic ? "heuristic" : "chosen" } ?? "largest"
+            rows.append(("elastic", "mode \(elastic.mode.rawValue), ranks \(elastic.rankChoices.map(String.init).joined(separator: "/"))\(widths), "
+                         + "grouped by \(elastic.grouping.rawValue): \(elastic.groups.count) groups, "
+                         + String(format: "%.3g", elastic.subnetCount) + " subnets; active subnet: \(active)"))
+        }
+        if !fronts.isEmpty {
+            rows.append(("searches", fronts.keys.sorted().joined(separator: ", ")))
         }
         if let corpus, let evaluationSplit {
             rows.append(("data", "\(corpus.name), evaluating on \(evaluationSplit)"))

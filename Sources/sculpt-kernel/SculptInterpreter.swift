@@ -72,15 +72,17 @@ final class SculptInterpreter: Interpreter {
     }
 
     static func displayData(_ bundle: MimeBundle) -> DisplayData {
-        DisplayData(data: jsonData(bundle))
+        DisplayData(data: jsonData(bundle), metadata: bundle.metadata.mapValues(jsonValue))
     }
 
     static func jsonData(_ bundle: MimeBundle) -> [String: JSONValue] {
-        bundle.values.mapValues { value in
-            switch value {
-            case .text(let s): return .string(s)
-            case .json(let data): return (try? JSONValue.parse(data)) ?? .null
-            }
+        bundle.values.mapValues(jsonValue)
+    }
+
+    static func jsonValue(_ value: MimeValue) -> JSONValue {
+        switch value {
+        case .text(let s): return .string(s)
+        case .json(let data): return (try? JSONValue.parse(data)) ?? .null
         }
     }
 }

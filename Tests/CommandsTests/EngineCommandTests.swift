@@ -111,13 +111,14 @@ final class AdapterCommandTests: XCTestCase {
         XCTAssertTrue(table?.plainText.contains("total") ?? false)
         let done = try runner.run("train steps=12 lr=1e-2 batch=2 seq=32 val_split=\(URL(fileURLWithPath: textPath).deletingPathExtension().lastPathComponent)", output: output).result
         XCTAssertTrue(done?.plainText.contains("12 (total trained: 12)") ?? false, done?.plainText ?? "")
-        // One display, updated in place, carrying the curve in four forms.
+        // One display, updated in place, carrying the curve in three forms and its points as metadata.
         let updates = output.events.compactMap { event -> MimeBundle? in
             if case .update(let bundle, let id) = event, id.hasPrefix("training-") { return bundle }
             return nil
         }
         let last = try XCTUnwrap(updates.last)
-        XCTAssertEqual(Set(last.values.keys), ["text/plain", "text/html", "image/svg+xml", "application/vnd.vegalite.v5+json", "application/json"])
+        XCTAssertEqual(Set(last.values.keys), ["text/plain", "image/svg+xml", "application/vnd.vegalite.v5+json"])
+        XCTAssertNotNil(last.metadata["sculpt"])
         XCTAssertTrue(last.plainText.contains("done"), last.plainText)
         XCTAssertEqual(session.trainingHistory.last?.step, 12)
 

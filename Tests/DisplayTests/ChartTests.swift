@@ -24,6 +24,48 @@ final class ChartTests: XCTestCase {
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: spec) as? [String: Any])
         let values = try XCTUnwrap((object["data"] as? [String: Any])?["values"] as? [[String: Any]])
         XCTAssertEqual(values.count, 5, "the NaN point is left out")
+        let points = try XCTUnwrap(try metadataPoints(bundle)["series"] as? [[String: Any]])
+        XCTAssertEqual(points.map { $0["name"] as? String }, ["train", "validation"])
+    }
+
+    /// JupyterLab ranks text/html and application/json above Vega-Lite: a chart's bundle must carry
+    /// neither, or it shows as HTML or as a JSON tree instead of the chart.
+    func testChartBundlesCarryNoFormThatOutranksVegaLite() {
+        let chart = LineChart(title: "loss", xTitle: "step", yTitle: "nats", series: [.init(name: "train", points: [(1, 3)], colour: "#123456")])
+        let plot = ScatterPlot(title: "f", xTitle: "x", yTitle: "y", groupTitle: "generation", points: [.init(x: 1, y: 1, group: 0)], front: [], markers: [])
+        for bundle in [chart.bundle(plain: "p"), plot.bundle(plain: "p")] {
+            XCTAssertEqual(Set(bundle.values.keys), ["text/plain", "image/svg+xml", "application/vnd.vegalite.v5+json"])
+            XCTAssertEqual(Set(bundle.metadata.keys), ["sculpt"])
+        }
+    }
+
+    func testLargeAxisValuesGetSILabelsAndSubtitleShows() throws {
+        var plot = ScatterPlot(title: "front", xTitle: "MACs", yTitle: "loss", groupTitle: "generation",
+                               points: [.init(x: 330_000, y: 3, group: 0), .init(x: 350_000, y: 2, group: 1)], front: [], markers: [])
+        plot.subtitle = "50% · 2/4 generations"
+        let encoding = try XCTUnwrap((plot.vegaLite["layer"] as? [[String: Any]])?.first?["encoding"] as? [String: Any])
+        XCTAssertEqual(((encoding["x"] as? [String: Any])?["axis"] as? [String: Any])?["format"] as? String, "~s")
+        XCTAssertNil((encoding["y"] as? [String: Any])?["axis"], "small values keep Vega's own labels")
+        XCTAssertEqual((plot.vegaLite["title"] as? [String: Any])?["subtitle"] as? String, "50% · 2/4 generations")
+        XCTAssertTrue(plot.svg.contains(">50% · 2/4 generations<"))
+        XCTAssertTrue(plot.svg.contains(">330k<") || plot.svg.contains(">340k<"), "SVG ticks in k")
+    }
+
+    func testGenerationLegendLabelsEachColour() {
+        let points = (0..<5).map { ScatterPlot.Point(x: Double($0), y: Double($0), group: $0) }
+        let plot = ScatterPlot(title: "f", xTitle: "x", yTitle: "y", groupTitle: "generation", points: points, front: [], markers: [])
+        // One swatch per generation, each titled with its number, and the ends labelled.
+        for g in 0..<5 { XCTAssertTrue(plot.svg.contains("<title>generation \(g)</title></rect>"), "swatch \(g)") }
+        XCTAssertTrue(plot.svg.contains(">0</text>") && plot.svg.contains(">4</text>"))
+        var named = plot
+        named.groupNames = ["a", "b", "c", "d", "e"]
+        XCTAssertTrue(named.svg.contains(">c</text>"), "named groups list their names")
+    }
+
+    private func metadataPoints(_ bundle: MimeBundle) throws -> [String: Any] {
+        guard case .json(let data)? = bundle.metadata["sculpt"] else { XCTFail("no points in the metadata"); return [:] }
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try XCTUnwrap(object["points"] as? [String: Any])
     }
 
     func testScatterPlotMarksAndFront() throws {
@@ -32,8 +74,7 @@ final class ChartTests: XCTestCase {
                                front: [(1e6, 3), (2e6, 2)], markers: [.init(name: "heuristic", x: 1.5e6, y: 2.8, colour: "#2ca02c")])
         XCTAssertTrue(plot.svg.contains("<path d=\"M"))
         XCTAssertTrue(plot.svg.contains(">heuristic<"))
-        guard case .json(let data)? = plot.bundle(plain: "p").values["application/json"] else { return XCTFail("no points") }
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let json = try metadataPoints(plot.bundle(plain: "p"))
         XCTAssertEqual((json["points"] as? [Any])?.count, 2)
         XCTAssertEqual((json["markers"] as? [[String: Any]])?.first?["name"] as? String, "heuristic")
     }
