@@ -33,10 +33,27 @@ public struct CommandError: Error, CustomStringConvertible, Equatable {
 
     public init(_ kind: Kind, _ message: String, word: String? = nil, suggestion: String? = nil, column: Int? = nil) {
         self.kind = kind
-        self.message = message
+        self.message = CommandError.shortened(message)
         self.word = word
-        self.suggestion = suggestion
+        self.suggestion = suggestion.map { CommandError.shortened($0, keep: 60) }
         self.column = column
+    }
+
+    /// A message quotes the user's words; a pasted 100 KB word must not come back whole. Each
+    /// quoted run longer than `keep` characters keeps its start and end around an ellipsis that
+    /// says how much was left out.
+    static func shortened(_ text: String, keep: Int = 80) -> String {
+        guard text.count > keep else { return text }
+        let keep = keep
+        let parts = text.components(separatedBy: "`")
+        let quoted = parts.enumerated().map { i, part -> String in
+            // Quoted runs are the user's words; the prose around them gets more room.
+            let limit = i % 2 == 1 ? keep : 5 * keep
+            guard part.count > limit else { return part }
+            let head = part.prefix(keep / 2), tail = part.suffix(keep / 4)
+            return "\(head)…(\(part.count - head.count - tail.count) characters)…\(tail)"
+        }
+        return quoted.joined(separator: "`")
     }
 
     /// One line: where, what, and the likely fix.
@@ -50,7 +67,7 @@ public struct CommandError: Error, CustomStringConvertible, Equatable {
     /// The lines of a Jupyter traceback: the source line, a caret under the word, the message.
     public var traceback: [String] {
         var out = [String]()
-        if let sourceLine, let line {
+        if let sourceLine, let line, sourceLine.count <= 400 {
             let prefix = "  \(line) | "
             out.append(prefix + sourceLine)
             if let column {

@@ -32,10 +32,8 @@ extension CommandTable {
                 examples: ["elastic mode=A ranks=32,24,16", "elastic mode=B ranks=32,28 widths=100%,87.5%,75%,62.5%,50% groups=family",
                            "elastic mode=B ranks=16,12,8 widths=100%,87.5%,75% order=importance"]) { arguments, context in
             let mode = ElasticMode(rawValue: arguments.text("mode")!)!
-            let ranks = try parseList(arguments.text("ranks")!, name: "ranks") { Int($0) }
-            let widths = try parseList(arguments.text("widths")!, name: "widths") { text -> Double? in
-                text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
-            }
+            let ranks = try parseList(arguments.text("ranks")!, name: "ranks") { Int($0).flatMap { (1...100_000).contains($0) ? $0 : nil } }
+            let widths = try parseList(arguments.text("widths")!, name: "widths", fraction)
             let defaultTargets: [Projection] = mode == .a ? [.q, .k, .v, .up, .down] : [.q, .k, .v, .gate, .up, .down]
             let targets = arguments.list("targets").map { $0.compactMap(Projection.init(rawValue:)) } ?? defaultTargets
             let space = try context.session.makeElastic(mode: mode, ranks: ranks, widths: widths,
@@ -157,6 +155,12 @@ extension CommandTable {
         return out
     }
 
+    /// A share of the MLP, `75%` or `0.75`: finite and in (0, 1], or nil.
+    static func fraction(_ text: String) -> Double? {
+        guard let v = text.hasSuffix("%") ? Double(text.dropLast()).map({ $0 / 100 }) : Double(text), v.isFinite, v > 0, v <= 1 else { return nil }
+        return v
+    }
+
     static func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "—" : String(format: "%.3f×", Double(a) / Double(b)) }
 
     static func chooseSubnet(_ arguments: Arguments, session: Session, space: ElasticSpace) throws -> [Int] {
@@ -169,8 +173,8 @@ extension CommandTable {
         }
         if arguments.has("rank") || arguments.has("width") {
             let width = try arguments.text("width").map { text -> Double in
-                guard let v = text.hasSuffix("%") ? Double(text.dropLast()).map({ $0 / 100 }) : Double(text) else {
-                    throw CommandError(.badValue, "`width` is a fraction like 75% or 0.75", word: text)
+                guard let v = fraction(text) else {
+                    throw CommandError(.badValue, "`width` is a fraction of the MLP in (0, 100%], like 75% or 0.75, not `\(text)`", word: text)
                 }
                 return v
             }

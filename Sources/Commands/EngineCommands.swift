@@ -27,7 +27,7 @@ extension CommandTable {
 
         Command("model tiny", summary: "Build a small random LLaMA (seeded) for instant demos and tests",
                 details: "Weights are N(0, 0.02²) from the session's seed, so the same seed gives the same model. The tokenizer "
-                    + "is the 256 bytes.",
+                    + "is the 256 bytes. The sizes are checked against the memory the machine has before anything is allocated.",
                 arguments: [
                     .option("layers", .integer(1...64), default: "2", help: "transformer blocks"),
                     .option("dim", .integer(8...4096), default: "64", help: "model width"),

@@ -10,6 +10,8 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
     case mismatch(String)
     /// An adapter file that could not be read.
     case unreadable(path: String, reason: String)
+    /// Adapters that could not be written.
+    case unwritable(path: String, reason: String)
     /// The operation needs adapters and there are none.
     case noAdapters
 
@@ -18,6 +20,7 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
         case .badRank(let r, let p, let limit): return "rank \(r) does not fit \(p) (at most \(limit))"
         case .mismatch(let reason): return "the adapters do not fit this model: \(reason)"
         case .unreadable(let path, let reason): return "cannot read adapters from \(path): \(reason)"
+        case .unwritable(let path, let reason): return "cannot save adapters to \(path): \(reason)"
         case .noAdapters: return "there are no adapters: use `lora rank=8 alpha=16 targets=q,k,v,up,down` first"
         }
     }
@@ -36,6 +39,17 @@ public struct LoRAConfiguration: Equatable, Sendable {
         self.targets = targets.sorted()
         self.dropout = dropout
     }
+
+    /// Checks the settings against a model before anything is attached, so that a bad rank or an
+    /// empty target list fails with the old adapters still in place.
+    public func validate(for config: LlamaConfiguration) throws {
+        guard !targets.isEmpty else { throw LoRAError.mismatch("no target projections") }
+        guard alpha.isFinite else { throw LoRAError.mismatch("alpha must be a finite number, not \(alpha)") }
+        for p in targets {
+            let (i, o) = p.shape(config)
+            guard rank >= 1, rank <= min(i, o) else { throw LoRAError.badRank(rank, projection: p.rawValue, limit: min(i, o)) }
+        }
+    }
 }
 
 /// The adapters attached to a model, one per (layer, target projection).
@@ -46,14 +60,15 @@ public final class LoRASet {
     public private(set) var isMerged = false
 
     /// Attaches fresh adapters (A Kaiming-uniform, B zero) to every target projection of `model`.
+    /// Throws before attaching anything when the configuration does not fit the model.
     public init(model: LlamaModel, configuration: LoRAConfiguration, seed: UInt64) throws {
+        try configuration.validate(for: model.config)
         self.configuration = configuration
         var all = [[Projection: LoRAAdapter]]()
         for (l, layer) in model.layers.enumerated() {
             var perLayer = [Projection: LoRAAdapter]()
             for (j, p) in configuration.targets.enumerated() {
                 let (i, o) = p.shape(model.config)
-                guard configuration.rank <= min(i, o) else { throw LoRAError.badRank(configuration.rank, projection: p.rawValue, limit: min(i, o)) }
                 let adapter = LoRAAdapter(inFeatures: i, outFeatures: o, rank: configuration.rank, alpha: configuration.alpha,
                                           dropout: configuration.dropout, seed: seed &+ UInt64(l * 16 + j) &* 0x9E37_79B9)
                 perLayer[p] = adapter
@@ -79,6 +94,12 @@ public final class LoRASet {
     }
 
     public func zeroGradients() { ordered.forEach { $0.adapter.zeroGradients() } }
+
+    /// Puts detached adapters back on the model, merged again if they were merged before.
+    public func reattach(to model: LlamaModel, merged: Bool) {
+        for (l, p, adapter) in ordered { model.layers[l].adapters[p] = adapter }
+        if merged { merge(into: model) }
+    }
 
     /// Removes the adapters from the model (unmerging first if merged).
     public func detach(from model: LlamaModel) {

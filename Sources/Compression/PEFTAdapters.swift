@@ -64,7 +64,15 @@ public enum PEFTAdapters {
 
     public static func save(_ set: LoRASet, model: LlamaModel, baseModel: String, to directory: String) throws {
         let url = URL(fileURLWithPath: directory)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw LoRAError.unwritable(path: directory, reason: "it is a file; adapters are saved as a directory of two files")
+        }
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw LoRAError.unwritable(path: directory, reason: fileSystemReason(error))
+        }
         var tensors = [(String, Tensor)]()
         for (l, p, adapter) in set.ordered {
             for (matrix, tensor) in [("A", adapter.a), ("B", adapter.b)] {
@@ -72,30 +80,70 @@ public enum PEFTAdapters {
                                 exchangeOrder(tensor, matrix: matrix, projection: p, layer: model.layers[l], model: model, toHuggingFace: true)))
             }
         }
-        try Safetensors.encode(tensors, metadata: ["format": "pt"]).write(to: url.appendingPathComponent(weightsFile), options: .atomic)
-        let c = set.configuration
+        do {
+            try Safetensors.encode(tensors, metadata: ["format": "pt"]).write(to: url.appendingPathComponent(weightsFile), options: .atomic)
+            try configJSON(set.configuration, baseModel: baseModel).write(to: url.appendingPathComponent(configFile), options: .atomic)
+        } catch {
+            throw LoRAError.unwritable(path: directory, reason: fileSystemReason(error))
+        }
+    }
+
+    static func configJSON(_ c: LoRAConfiguration, baseModel: String) throws -> Data {
         let config: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": c.rank, "lora_alpha": c.alpha, "lora_dropout": c.dropout,
             "target_modules": c.targets.map { String($0.huggingFaceName.split(separator: ".").last!) },
             "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "use_rslora": false,
             "base_model_name_or_path": baseModel,
         ]
-        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
-            .write(to: url.appendingPathComponent(configFile), options: .atomic)
+        return try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
     }
 
-    /// Reads adapters saved by `save` (or by PEFT, in F32) and attaches them to `model`.
-    public static func load(from directory: String, into model: LlamaModel) throws -> LoRASet {
+    /// Adapters read from disk and checked against a model, not yet attached.
+    public struct Stored {
+        public let configuration: LoRAConfiguration
+        /// Values per tensor name, already in Sculpt's row and channel order.
+        let values: [String: Tensor]
+
+        /// Attaches fresh adapters and fills them with the stored values.
+        public func attach(to model: LlamaModel) throws -> LoRASet {
+            let set = try LoRASet(model: model, configuration: configuration, seed: 0)
+            for (l, p, adapter) in set.ordered {
+                for (matrix, destination) in [("A", adapter.a), ("B", adapter.b)] {
+                    let value = values[tensorName(layer: l, projection: p, matrix: matrix)]!
+                    destination.data.update(from: value.data, count: value.count)
+                }
+            }
+            return set
+        }
+    }
+
+    /// Reads adapters saved by `save` (or by PEFT, in F32) and checks every tensor against `model`,
+    /// which it does not change.
+    public static func read(from directory: String, model: LlamaModel) throws -> Stored {
         let url = URL(fileURLWithPath: directory)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw LoRAError.unreadable(path: directory, reason: "no such directory")
+        }
+        guard isDirectory.boolValue else {
+            throw LoRAError.unreadable(path: directory, reason: "it is a file; give the directory that holds \(configFile) and \(weightsFile)")
+        }
         let configPath = url.appendingPathComponent(configFile).path
         guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw LoRAError.unreadable(path: directory, reason: FileManager.default.fileExists(atPath: directory) ? "no \(configFile)" : "no such directory")
+            throw LoRAError.unreadable(path: directory, reason: "no readable \(configFile)")
         }
         guard let config = try? JSONSerialization.jsonObject(with: configData) as? [String: Any],
-              let rank = (config["r"] as? NSNumber)?.intValue, let alpha = (config["lora_alpha"] as? NSNumber)?.floatValue,
+              let rankValue = config["r"] as? NSNumber, let alphaValue = config["lora_alpha"] as? NSNumber,
               let modules = config["target_modules"] as? [String] else {
             throw LoRAError.unreadable(path: configPath, reason: "needs r, lora_alpha and target_modules")
         }
+        // NSNumber's intValue wraps huge values and truncates fractions: check the double first.
+        let rankDouble = rankValue.doubleValue
+        guard rankDouble.isFinite, rankDouble == rankDouble.rounded(), rankDouble >= 1, rankDouble <= 1_000_000 else {
+            throw LoRAError.unreadable(path: configPath, reason: "r must be a positive integer, not \(rankValue)")
+        }
+        let alpha = alphaValue.floatValue
+        guard alpha.isFinite else { throw LoRAError.unreadable(path: configPath, reason: "lora_alpha must be a finite number") }
         var targets = [Projection]()
         for module in modules {
             guard let p = Projection.allCases.first(where: { $0.huggingFaceName.hasSuffix("." + module) }) else {
@@ -104,28 +152,32 @@ public enum PEFTAdapters {
             targets.append(p)
         }
         let dropout = (config["lora_dropout"] as? NSNumber)?.floatValue ?? 0
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw LoRAError.unreadable(path: configPath, reason: "lora_dropout must be in [0, 1)") }
+        let configuration = LoRAConfiguration(rank: Int(rankDouble), alpha: alpha, targets: targets, dropout: dropout)
+        try configuration.validate(for: model.config)
+
         let weightsPath = url.appendingPathComponent(weightsFile).path
         guard let weights = FileManager.default.contents(atPath: weightsPath) else {
-            throw LoRAError.unreadable(path: directory, reason: "no \(weightsFile)")
+            throw LoRAError.unreadable(path: directory, reason: "no readable \(weightsFile)")
         }
         let tensors = try Safetensors.decode(weights, path: weightsPath)
-        let set = try LoRASet(model: model, configuration: LoRAConfiguration(rank: rank, alpha: alpha, targets: targets, dropout: dropout), seed: 0)
-        do {
-            for (l, p, adapter) in set.ordered {
-                for (matrix, destination) in [("A", adapter.a), ("B", adapter.b)] {
+        var values = [String: Tensor]()
+        for l in model.layers.indices {
+            for p in configuration.targets {
+                let (i, o) = p.shape(model.config)
+                for (matrix, shape) in [("A", [configuration.rank, i]), ("B", [o, configuration.rank])] {
                     let name = tensorName(layer: l, projection: p, matrix: matrix)
                     guard let source = tensors[name] else { throw LoRAError.mismatch("no tensor \(name)") }
-                    guard source.shape == destination.shape else {
-                        throw LoRAError.mismatch("\(name) is \(source.shape), this model needs \(destination.shape)")
-                    }
-                    let value = exchangeOrder(source, matrix: matrix, projection: p, layer: model.layers[l], model: model, toHuggingFace: false)
-                    destination.data.update(from: value.data, count: value.count)
+                    guard source.shape == shape else { throw LoRAError.mismatch("\(name) is \(source.shape), this model needs \(shape)") }
+                    values[name] = exchangeOrder(source, matrix: matrix, projection: p, layer: model.layers[l], model: model, toHuggingFace: false)
                 }
             }
-        } catch {
-            set.detach(from: model)
-            throw error
         }
-        return set
+        return Stored(configuration: configuration, values: values)
+    }
+
+    /// Reads adapters and attaches them to `model` (replacing none: the caller takes old ones off).
+    public static func load(from directory: String, into model: LlamaModel) throws -> LoRASet {
+        try read(from: directory, model: model).attach(to: model)
     }
 }

@@ -8,6 +8,8 @@ import Logging
 public final class Kernel {
     let transport: KernelTransport
     let codec: WireCodec
+    /// Signatures already received: a replayed message is dropped like a forged one.
+    private let signatures = SignatureHistory()
     let interpreter: Interpreter
     let logger: Logger
     let outbox: Outbox
@@ -113,6 +115,7 @@ public final class Kernel {
             let message: Message
             do {
                 message = try codec.decode(frames)
+                guard signatures.insert(message.signature) else { throw WireError.duplicateSignature }
             } catch {
                 logger.warning("dropped a message on \(channel.rawValue): \(error)")
                 return

@@ -9,6 +9,8 @@ public struct Message: Sendable {
     public var metadata: JSONValue
     public var content: JSONValue
     public var buffers: [Data]
+    /// The signature it arrived with (empty for messages made here or when signing is off).
+    public var signature = Data()
 
     public init(identities: [Data] = [], header: MessageHeader, parentHeader: JSONValue = .emptyObject,
                 metadata: JSONValue = .emptyObject, content: JSONValue = .emptyObject, buffers: [Data] = []) {

@@ -14,6 +14,8 @@ public enum WireError: Error, CustomStringConvertible, Equatable {
     case incompleteHeader(missing: String)
     /// The message is larger than the configured limit.
     case oversized(bytes: Int, limit: Int)
+    /// A signature already seen: the same signed bytes sent again (a replay).
+    case duplicateSignature
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum WireError: Error, CustomStringConvertible, Equatable {
         case .invalidJSON(let part): return "the \(part) frame is not a JSON object"
         case .incompleteHeader(let key): return "the header has no \(key)"
         case .oversized(let bytes, let limit): return "message of \(bytes) bytes exceeds the limit of \(limit)"
+        case .duplicateSignature: return "duplicate signature: a replay of a message already received"
         }
     }
 }
@@ -62,9 +65,11 @@ public struct WireCodec: Sendable {
         let header = MessageHeader(fields: objects[0])
         guard header.fields["msg_type"]?.stringValue != nil else { throw WireError.incompleteHeader(missing: "msg_type") }
         guard header.fields["msg_id"]?.stringValue != nil else { throw WireError.incompleteHeader(missing: "msg_id") }
-        return Message(identities: Array(frames[..<split]), header: header,
-                       parentHeader: .object(objects[1]), metadata: .object(objects[2]),
-                       content: .object(objects[3]), buffers: Array(rest.dropFirst(5)))
+        var message = Message(identities: Array(frames[..<split]), header: header,
+                              parentHeader: .object(objects[1]), metadata: .object(objects[2]),
+                              content: .object(objects[3]), buffers: Array(rest.dropFirst(5)))
+        message.signature = signature
+        return message
     }
 
     public func encode(_ message: Message) -> [Data] {

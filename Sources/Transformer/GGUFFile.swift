@@ -30,11 +30,16 @@ public final class GGUFFile {
     private let dataStart: Int
 
     public convenience init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw GGUFError.unreadable(path: path, reason: "no such file")
+        }
+        guard !isDirectory.boolValue else { throw GGUFError.unreadable(path: path, reason: "it is a directory, not a .gguf file") }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? error.localizedDescription : "no such file"
+            let reason = FileManager.default.isReadableFile(atPath: path) ? "it could not be read" : "permission denied"
             throw GGUFError.unreadable(path: path, reason: reason)
         }
         try self.init(data: data)
@@ -98,6 +103,18 @@ public final class GGUFFile {
             guard offset % UInt64(alignment) == 0 else {
                 throw GGUFError.badTensor(tensor: name, reason: "data offset \(offset) is not aligned to \(alignment)")
             }
+            // Offsets and sizes are checked against the file itself, so that no later sum overflows.
+            guard offset <= UInt64(data.count) else {
+                throw GGUFError.truncated(context: "the data of tensor \(name) (its offset \(offset) is past the end of the file)")
+            }
+            var elements = 1
+            for d in dimensions {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product / type.blockLayout!.elements * type.blockLayout!.bytes <= data.count else {
+                    throw GGUFError.truncated(context: "the data of tensor \(name) (dimensions \(dimensions) need more bytes than the file has)")
+                }
+                elements = product
+            }
             infos.append(TensorInfo(name: name, dimensions: dimensions, type: type, offset: Int(offset)))
         }
         tensors = infos
@@ -152,7 +169,11 @@ struct ByteReader {
         return s
     }
 
-    mutating func value(_ type: GGUFValueType, key: String) throws -> GGUFValue {
+    /// Arrays may hold arrays; no real file nests more than a level or two, and a deeper claim
+    /// would recurse until the stack runs out.
+    static let maximumArrayDepth = 8
+
+    mutating func value(_ type: GGUFValueType, key: String, depth: Int = 0) throws -> GGUFValue {
         switch type {
         case .uint8: return .uint8(try read(UInt8.self, "metadata \(key)"))
         case .int8: return .int8(try read(Int8.self, "metadata \(key)"))
@@ -172,11 +193,14 @@ struct ByteReader {
         case .array:
             let rawType = try read(UInt32.self, "metadata \(key)")
             guard let elementType = GGUFValueType(rawValue: rawType) else { throw GGUFError.badValueType(key: key, type: rawType) }
+            guard depth < ByteReader.maximumArrayDepth || elementType != .array else {
+                throw GGUFError.badValue(key: key, reason: "arrays nested deeper than \(ByteReader.maximumArrayDepth) levels")
+            }
             let count = try read(UInt64.self, "metadata \(key)")
             guard count <= UInt64(data.count - position) else { throw GGUFError.truncated(context: "metadata \(key)") }
             var values = [GGUFValue]()
             values.reserveCapacity(Int(count))
-            for _ in 0..<count { values.append(try value(elementType, key: key)) }
+            for _ in 0..<count { values.append(try value(elementType, key: key, depth: depth + 1)) }
             return .array(elementType, values)
         }
     }

@@ -63,6 +63,12 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
         guard headDim % 2 == 0 else { throw fail(.heads, "head dimension \(headDim) must be even for RoPE") }
         guard allowUnknownVocabulary || vocabSize > 0 else { throw fail(.vocabSize, "must be positive") }
         guard contextLength > 0 else { throw fail(.contextLength, "must be positive") }
+        // Each size alone below 2^31, so products of two never overflow; memory is checked apart.
+        let limit = 1 << 31
+        for (key, value) in [(CodingKeys.layers, layers), (.dim, dim), (.ffnDim, ffnDim), (.heads, heads),
+                             (.kvHeads, kvHeads), (.vocabSize, vocabSize), (.contextLength, contextLength)] where value >= limit {
+            throw fail(key, "\(value) is beyond any model Sculpt can hold")
+        }
         guard normEps > 0 else { throw fail(.normEps, "must be positive") }
         guard ropeBase > 1 else { throw fail(.ropeBase, "must be above 1") }
     }
@@ -107,6 +113,29 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
             (CodingKeys.vocabSize.rawValue, .uint32(UInt32(vocabSize))),
             ("llama.rope.dimension_count", .uint32(UInt32(headDim))),
         ]
+    }
+
+    /// Every weight's GGUF name and row-major shape, in the model's order (`namedWeights`), so a
+    /// file's tensors can be checked before anything is allocated.
+    public func weightShapes(tiedOutput: Bool) -> [(String, [Int])] {
+        var out = [("token_embd.weight", [vocabSize, dim])]
+        for i in 0..<layers {
+            out += [("attn_norm", [dim]), ("attn_q", [dim, dim]), ("attn_k", [kvDim, dim]), ("attn_v", [kvDim, dim]),
+                    ("attn_output", [dim, dim]), ("ffn_norm", [dim]), ("ffn_gate", [ffnDim, dim]), ("ffn_up", [ffnDim, dim]),
+                    ("ffn_down", [dim, ffnDim])].map { ("blk.\(i).\($0.0).weight", $0.1) }
+        }
+        out.append(("output_norm.weight", [dim]))
+        if !tiedOutput { out.append(("output.weight", [vocabSize, dim])) }
+        return out
+    }
+
+    /// Bytes the Float32 model takes (weights and the RoPE table), as a Double so that absurd
+    /// metadata cannot overflow it.
+    public func float32Bytes(tiedOutput: Bool = true) -> Double {
+        let (d, f, kv, v, l) = (Double(dim), Double(ffnDim), Double(kvDim), Double(vocabSize), Double(layers))
+        let perLayer = 2 * d + 2 * d * d + 2 * kv * d + 3 * d * f
+        let weights = v * d * (tiedOutput ? 1 : 2) + l * perLayer + d
+        return 4 * (weights + Double(contextLength) * Double(headDim))
     }
 
     /// Parameters, counting a tied output projection once.

@@ -13,13 +13,21 @@ extension LlamaModel {
             throw GGUFError.badValue(key: "tokenizer.ggml.tokens",
                                      reason: "\(tokenizer.vocabularySize) tokens for a vocabulary of \(config.vocabSize)")
         }
-        let model = LlamaModel(config: config, tokenizer: tokenizer, tiedOutput: file.info("output.weight") == nil)
-        let weights = model.namedWeights
-        for (index, (name, weight)) in weights.enumerated() {
+        let tiedOutput = file.info("output.weight") == nil
+        // Every tensor's shape and the memory they take are checked before the model is allocated:
+        // metadata may claim any size.
+        var infos = [GGUFFile.TensorInfo]()
+        for (name, shape) in config.weightShapes(tiedOutput: tiedOutput) {
             guard let info = file.info(name) else { throw GGUFError.missingTensor(name) }
-            guard info.shape == weight.shape || (info.shape.count == 1 && [info.elementCount] == weight.shape) else {
-                throw GGUFError.badTensor(tensor: name, reason: "shape \(info.shape), the configuration needs \(weight.shape)")
+            guard info.shape == shape || (info.shape.count == 1 && [info.elementCount] == shape) else {
+                throw GGUFError.badTensor(tensor: name, reason: "shape \(info.shape), the configuration needs \(shape)")
             }
+            infos.append(info)
+        }
+        try MachineMemory.check(config.float32Bytes(tiedOutput: tiedOutput), for: "this model in Float32")
+        let model = LlamaModel(config: config, tokenizer: tokenizer, tiedOutput: tiedOutput)
+        let weights = model.namedWeights
+        for (index, ((_, weight), info)) in zip(weights, infos).enumerated() {
             file.decode(info, into: weight.data)
             progress?(index + 1, weights.count)
         }

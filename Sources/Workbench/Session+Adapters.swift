@@ -6,10 +6,12 @@ import Transformer
 
 extension Session {
     /// Attaches fresh LoRA adapters (replacing any), seeded by the session's seed. `beforeAttaching`
-    /// runs on the bare model, once the old adapters are off.
+    /// runs on the bare model, once the old adapters are off. A configuration that does not fit the
+    /// model fails before the old adapters come off.
     @discardableResult
     public func attachLoRA(_ configuration: LoRAConfiguration, beforeAttaching: () -> Void = {}) throws -> LoRASet {
         let model = try requireModel()
+        try configuration.validate(for: model.config)
         return try replaceAdapters(on: model) {
             beforeAttaching()
             return try LoRASet(model: model, configuration: configuration, seed: seed)
@@ -17,16 +19,26 @@ extension Session {
     }
 
     /// Takes the current adapters (and any elastic state) off the model, then installs new ones.
+    /// Callers validate first; should `make` still fail, the old adapters and state go back on,
+    /// so the session never ends up with none.
     private func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
+        let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.layers.map(\.activeFFN))
         lora?.detach(from: model)
         lora = nil
         elastic = nil
         activeGenome = nil
         trainingHistory = []
         for layer in model.layers { layer.activeFFN = model.config.ffnDim }
-        let set = try make()
-        lora = set
-        return set
+        do {
+            let set = try make()
+            lora = set
+            return set
+        } catch {
+            old.0?.reattach(to: model, merged: old.1)
+            (lora, elastic, activeGenome, trainingHistory) = (old.0, old.2, old.3, old.4)
+            for (layer, width) in zip(model.layers, old.5) { layer.activeFFN = width }
+            throw error
+        }
     }
 
     public func requireLoRA() throws -> LoRASet {
@@ -67,8 +79,15 @@ extension Session {
         guard parameters.seq < model.config.contextLength else {
             throw WorkbenchError.invalid("seq=\(parameters.seq) does not fit the model's context of \(model.config.contextLength)")
         }
-        let (train, _) = try trainingData(split: split)
+        let (train, trainName) = try trainingData(split: split)
         let validation = try validationData(split: validationSplit)
+        // Windows of seq + 1 tokens must fit in each text; say so rather than sample past the end.
+        for (data, name) in [(train, trainName)] + (validation.map { [$0] } ?? []) {
+            if let windows = data as? TextWindows, windows.stream.count <= parameters.seq + 1 {
+                throw WorkbenchError.invalid("`\(name)` has \(windows.stream.count) tokens, too few for windows of seq=\(parameters.seq) "
+                                             + "(it needs more than \(parameters.seq + 1)): use a longer text or a smaller seq")
+            }
+        }
         if trainingHistory.isEmpty, let validation {
             // Where the curve starts: the validation loss before any step.
             let before = Training.validationLoss(model: model, data: validation.0, batch: parameters.batch, seq: parameters.seq,
@@ -108,6 +127,8 @@ extension Session {
     @discardableResult
     public func loadAdapters(from path: String) throws -> LoRASet {
         let model = try requireModel()
-        return try replaceAdapters(on: model) { try PEFTAdapters.load(from: path, into: model) }
+        // Read and check everything first: a bad file leaves the current adapters in place.
+        let stored = try PEFTAdapters.read(from: path, model: model)
+        return try replaceAdapters(on: model) { try stored.attach(to: model) }
     }
 }

@@ -54,6 +54,9 @@ extension Session {
                 throw WorkbenchError.invalid("mode B slices the MLP: target at least one of gate, up, down")
             }
         }
+        let configuration = LoRAConfiguration(rank: top, alpha: alpha ?? 2 * Float(top), targets: targets, dropout: dropout)
+        // Checked before the calibration and before the old adapters come off.
+        try configuration.validate(for: model.config)
         let space = ElasticSpace(config: model.config, mode: mode, rankChoices: Array(Set(ranks)), widthFractions: Array(Set(widths)),
                                  grouping: grouping, targets: targets)
         // Measured before anything changes, so that an interrupt or bad input leaves the old adapters.
@@ -63,7 +66,7 @@ extension Session {
             importance = measured.importance
             space.importanceKept = measured.kept
         }
-        try attachLoRA(LoRAConfiguration(rank: top, alpha: alpha ?? Float(2 * top), targets: targets, dropout: dropout)) {
+        try attachLoRA(configuration) {
             // Between taking the old adapters off and putting the new ones on: the MLP order.
             if let importance {
                 model.orderMLPChannels(byImportance: importance)

@@ -93,3 +93,43 @@ final class PEFTAdapterTests: XCTestCase {
         XCTAssertThrowsError(try PEFTAdapters.load(from: path, into: model))
     }
 }
+
+/// Safetensors headers that claim sizes the file cannot hold.
+final class SafetensorsHostileTests: XCTestCase {
+    func file(header: String, data: Int = 16) -> Data {
+        var out = Data()
+        var json = Data(header.utf8)
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + json + Data(count: data)
+    }
+
+    func error(_ data: Data) -> String {
+        do { _ = try Safetensors.decode(data, path: "x.safetensors"); return "no error" } catch { return "\(error)" }
+    }
+
+    func testHeaderLengthsOffsetsAndShapesBeyondTheFile() {
+        var huge = file(header: "{}")
+        withUnsafeBytes(of: (UInt64(1) << 63).littleEndian) { huge.replaceSubrange(0..<8, with: $0) }
+        XCTAssertTrue(error(huge).contains("runs past the file"), error(huge))
+        withUnsafeBytes(of: UInt64.max.littleEndian) { huge.replaceSubrange(0..<8, with: $0) }
+        XCTAssertTrue(error(huge).contains("runs past the file"), error(huge))
+
+        let cases = [
+            #"{"t": {"dtype": "F32", "shape": [2, 2], "data_offsets": [9223372036854775800, 9223372036854775807]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 9223372036854775807]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [-2, 2], "data_offsets": [0, 16]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [1000000000000], "data_offsets": [0, 16]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [2, 2], "data_offsets": [16, 0]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [2.5, 2], "data_offsets": [0, 16]}}"#,
+            #"{"t": {"dtype": "F32", "shape": [1e300], "data_offsets": [0, 16]}}"#,
+        ]
+        for header in cases {
+            let message = error(file(header: header))
+            XCTAssertTrue(message.hasPrefix("cannot read adapters from x.safetensors"), "\(header): \(message)")
+        }
+        // The well-formed one still reads.
+        XCTAssertEqual(error(file(header: #"{"t": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}"#)), "no error")
+    }
+}
