@@ -36,7 +36,7 @@ public final class Kernel {
     let stopOnErrorGrace: TimeInterval
 
     public init(transport: KernelTransport, key: String, interpreter: Interpreter,
-                maximumMessageBytes: Int = WireCodec.defaultMaximumBytes, stopOnErrorGrace: TimeInterval = 0.005,
+                maximumMessageBytes: Int = WireCodec.defaultMaximumBytes, stopOnErrorGrace: TimeInterval = 0.05,
                 logger: Logger = Logger(label: "sculpt.kernel")) {
         self.stopOnErrorGrace = stopOnErrorGrace
         self.transport = transport

@@ -98,7 +98,8 @@ final class CommandTableTests: XCTestCase {
         XCTAssertThrowsError(try CellRunner(session: session).run("sleep 30\nseed 5", output: RecordingOutput())) {
             XCTAssertEqual(($0 as? CommandError)?.kind, .interrupted)
         }
-        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+        // Far below the 30 s asked for, with room for a busy machine.
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20)
         XCTAssertEqual(session.seed, Session.defaultSeed, "lines after the interrupt do not run")
     }
 

@@ -1,6 +1,7 @@
 import Commands
 import Display
 import Foundation
+import Workbench
 
 /// Collects what commands show, in order.
 class RecordingOutput: CommandOutput {
@@ -32,5 +33,18 @@ class RecordingOutput: CommandOutput {
 
     var stdout: String {
         events.compactMap { if case .text(let t, false) = $0 { return t } else { return nil } }.joined()
+    }
+}
+
+/// Records like `RecordingOutput` and cancels the session's work at the first progress update:
+/// an interrupt that lands while the work runs, on a fast machine or a slow one.
+final class CancellingOutput: RecordingOutput {
+    let cancellation: CancellationToken
+
+    init(cancellation: CancellationToken) { self.cancellation = cancellation }
+
+    override func update(_ bundle: MimeBundle, id: String) {
+        super.update(bundle, id: id)
+        cancellation.cancel()
     }
 }

@@ -36,7 +36,7 @@ final class RealSocketTests: XCTestCase {
         defer { zmq_ctx_term(context) }
         func open(_ type: Int32, _ port: Int) -> UnsafeMutableRawPointer {
             let s = zmq_socket(context, type)!
-            var timeout: Int32 = 5000
+            var timeout: Int32 = 30_000
             zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, 4)
             var linger: Int32 = 0
             zmq_setsockopt(s, ZMQ_LINGER, &linger, 4)
@@ -85,7 +85,7 @@ final class RealSocketTests: XCTestCase {
         send(control, codec.encode(Message(header: MessageHeader(msgType: "shutdown_request", session: "c"),
                                            content: ["restart": false])))
         XCTAssertEqual(try codec.decode(receive(control)).msgType, "shutdown_reply")
-        XCTAssertEqual(stopped.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(stopped.wait(timeout: .now() + 30), .success)
         for s in [iopub, shell, heartbeat, control] { zmq_close(s) }
     }
 }

@@ -68,7 +68,10 @@ final class ChannelOrderTests: XCTestCase {
         model.orderMLPChannels(byImportance: model.mlpChannelImportance(sequences: calibration())!)
         XCTAssertLessThan(zip(logits(model), full).map { abs($0 - $1) }.max()!, 1e-4)
         for scores in model.mlpChannelImportance(sequences: calibration())! {
-            XCTAssertEqual(scores, scores.sorted(by: >), "measured again, the importance is in descending order")
+            // Measured again on the permuted model, down's sums run in another order: near-ties may
+            // swap by rounding, so "descending" allows a relative 1e-5.
+            XCTAssertTrue(zip(scores, scores.dropFirst()).allSatisfy { $0 >= $1 * (1 - 1e-5) },
+                          "measured again, the importance is in descending order")
         }
         for layer in model.layers { layer.activeFFN = 24 }
         let sortedError = zip(logits(model), full).map { Double(($0 - $1) * ($0 - $1)) }.reduce(0, +)

@@ -16,7 +16,9 @@ final class ModelTests: XCTestCase {
         let second = Array(batched[(4 * 256)...])
         XCTAssertEqual(zip(second, alone).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
         let last = a.forward(tokens: s1 + s2, batch: 2, seq: 4, logits: .last).array
-        XCTAssertEqual(Array(last[256...]), Array(alone[(3 * 256)...]))
+        // Different GEMM shapes (8 rows against 4): OpenBLAS may take another kernel path, so the
+        // sums round differently in the last digits.
+        XCTAssertEqual(zip(last[256...], alone[(3 * 256)...]).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
     }
 
     /// Accuracy counts the targets whose logit is the row's largest; left-out targets (−1) count

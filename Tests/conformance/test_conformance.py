@@ -20,6 +20,28 @@ class SculptKernelTests(jkt.KernelTests):
     language_name = "sculpt"
     file_extension = ".sculpt"
 
+    def execute_helper(self, code, timeout=TIMEOUT, silent=False, store_history=True, stop_on_error=True):
+        """jkt's helper with its own waits widened: it allows 1 s for the busy status and 0.1 s for
+        each iopub message after the reply, which a busy machine can miss. Same checks otherwise."""
+        msg_id = self.kc.execute(code=code, silent=silent, store_history=store_history, stop_on_error=stop_on_error)
+        reply = self.get_non_kernel_info_reply(timeout=timeout)
+        assert reply is not None
+        validate_message(reply, "execute_reply", msg_id)
+        busy = jkt.ensure_sync(self.kc.iopub_channel.get_msg)(timeout=TIMEOUT)
+        validate_message(busy, "status", msg_id)
+        self.assertEqual(busy["content"]["execution_state"], "busy")
+        outputs = []
+        while True:
+            msg = jkt.ensure_sync(self.kc.iopub_channel.get_msg)(timeout=TIMEOUT)
+            validate_message(msg, msg["msg_type"], msg_id)
+            if msg["msg_type"] == "status":
+                self.assertEqual(msg["content"]["execution_state"], "idle")
+                return reply, outputs
+            if msg["msg_type"] == "execute_input":
+                self.assertEqual(msg["content"]["code"], code)
+                continue
+            outputs.append(msg)
+
     code_hello_world = "echo hello, world"
     code_stderr = "echo oops to=stderr"
 

@@ -618,11 +618,12 @@ def send_failing_triple(k: RunningKernel) -> list[dict]:
 
 
 def test_stop_on_error_aborts_executes_queued_behind_the_failure(kernel):
-    """The three executes are queued behind a running `sleep 0.5` (sending them takes a few
-    milliseconds), so this checks the abort itself, whatever the arrival timing."""
+    """The three executes are queued behind a running `sleep 2` (sending them takes a few
+    milliseconds, even on a busy machine), so this checks the abort itself, whatever the arrival
+    timing."""
     k = kernel
     k.execute("seed 4")
-    blocker, _ = start_sleep(k, 0.5)
+    blocker, _ = start_sleep(k, 2)
     replies = send_failing_triple(k)
     assert k.shell_reply(blocker)["content"]["status"] == "ok"
     assert [r["content"]["status"] for r in replies] == ["error", "aborted", "aborted"]

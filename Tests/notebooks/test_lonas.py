@@ -12,7 +12,7 @@ from run_notebook import execute  # noqa: E402
 @pytest.fixture(scope="module")
 def cells(tmp_path_factory):
     out = tmp_path_factory.mktemp("nb") / "lonas.ipynb"
-    notebook, _ = execute(REPO / "notebooks/lonas.ipynb", out, kernel="sculpt", timeout=300)
+    notebook, _ = execute(REPO / "notebooks/lonas.ipynb", out, kernel="sculpt", timeout=1800)
     return {cell.source: cell for cell in notebook.cells if cell.cell_type == "code"}
 
 
