@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -90,3 +91,31 @@ def sculpt_jupyter_path():
 def sculpt_binary() -> Path:
     """The kernel executable under test."""
     return kernel_binary()
+
+
+@pytest.fixture(scope="session")
+def executed_notebook(tmp_path_factory):
+    """``executed_notebook(name, timeout)`` executes notebooks/NAME.ipynb headless, once per test
+    session, and returns ``(notebook, path of the executed copy)``. The notebook tests check its
+    outputs and the browser test opens the same file in JupyterLab: the quickstart takes minutes
+    on the real model, so it must not run twice. A failed run is remembered and re-raised too."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from run_notebook import execute  # a script of the project, imported here only
+
+    directory = tmp_path_factory.mktemp("executed-notebooks")
+    runs = {}
+
+    def run(name: str, timeout: int = 1800):
+        if name not in runs:
+            out = directory / f"{name}.ipynb"
+            try:
+                notebook, _ = execute(REPO_ROOT / "notebooks" / f"{name}.ipynb", out, kernel=KERNEL_NAME,
+                                      timeout=timeout)
+                runs[name] = (notebook, out)
+            except Exception as error:  # noqa: BLE001 -- re-raised to every caller
+                runs[name] = error
+        if isinstance(runs[name], Exception):
+            raise runs[name]
+        return runs[name]
+
+    return run

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 SCULPT_CACHE="${SCULPT_CACHE:-$HOME/.cache/sculpt}"
 VENV="$SCULPT_CACHE/venv"
-SYSTEM_PACKAGES=(libzmq3-dev libssl-dev libopenblas-dev pkg-config)
+# chromium and chromium-driver: the browser test renders the notebooks in JupyterLab.
+SYSTEM_PACKAGES=(libzmq3-dev libssl-dev libopenblas-dev pkg-config chromium chromium-driver)
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 

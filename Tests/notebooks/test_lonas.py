@@ -1,18 +1,11 @@
 """The LoNAS notebook on the tiny model, executed headless, with its outputs checked."""
-import pathlib
-import sys
-
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-from run_notebook import execute  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nb") / "lonas.ipynb"
-    notebook, _ = execute(REPO / "notebooks/lonas.ipynb", out, kernel="sculpt", timeout=1800)
+def cells(executed_notebook):
+    # Executed once per session (conftest); the browser test opens the same executed notebook.
+    notebook, _ = executed_notebook("lonas", timeout=1800)
     return {cell.source: cell for cell in notebook.cells if cell.cell_type == "code"}
 
 
