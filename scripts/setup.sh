@@ -35,7 +35,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
 fi
 
 # The real model and text: fetched once into the cache, verified by sha256 every time.
-say "fetching the model and the text into $SCULPT_CACHE"
+say "fetching the model, the text and the tasks into $SCULPT_CACHE"
 "$VENV/bin/python" scripts/fetch_data.py
 
 say "building the release kernel"
