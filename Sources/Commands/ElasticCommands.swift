@@ -78,8 +78,10 @@ extension CommandTable {
                     .option("rounds", .integer(1...1000), default: "15",
                             help: "latency rounds, each timing one forward of this subnet and one of the largest"),
                     .option("eval_tokens", .integer(16...10_000_000), help: "also measure validation loss and next-token accuracy on this many tokens"),
+                    .option("tasks", .text, help: "also measure multiple-choice accuracy on these loaded tasks (comma-separated, or `all`)"),
+                    .option("task_limit", .integer(1...1_000_000), default: "100", help: "examples per (sub)task for `tasks`"),
                 ],
-                examples: ["cost", "cost heuristic", "cost rank=16 width=50% eval_tokens=2048"]) { arguments, context in
+                examples: ["cost", "cost heuristic", "cost rank=16 width=50% eval_tokens=2048", "cost heuristic tasks=all task_limit=200"]) { arguments, context in
             let session = context.session
             let space = try session.requireElastic()
             let restore = session.activeGenome ?? space.maximal
@@ -103,6 +105,12 @@ extension CommandTable {
                      String(format: "%.1f%% of largest", 100 * mine.accuracy / max(largest.accuracy, 1e-12)), "measured"],
                 ], at: 0)
             }
+            if let probe = accuracyProbe(arguments) {
+                let mine = try session.subnetAccuracy(genome, probe: probe)
+                let largest = try session.subnetAccuracy(space.maximal, probe: probe)
+                rows.insert(["task accuracy (\(probe.tasks?.joined(separator: ",") ?? "all tasks"), \(probe.limit) each)",
+                             String(format: "%.2f%%", 100 * mine), String(format: "%+.2f points", 100 * (mine - largest)), "measured"], at: 0)
+            }
             if arguments.flag("latency") == true {
                 let tokens = arguments.integer("tokens")!
                 let rounds = arguments.integer("rounds")!
@@ -124,8 +132,11 @@ extension CommandTable {
                     .positional("as", .words, required: false, help: "`as NAME` to name the result (default: search1, search2, …)"),
                     .option("population", .integer(2...1000), default: "8", help: "subnets per generation"),
                     .option("generations", .integer(0...1000), default: "5", help: "generations after the first"),
-                    .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params"]), default: "loss,macs", help: "what to minimize"),
+                    .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params", "accuracy,macs", "accuracy,latency", "accuracy,params"]),
+                            default: "loss,macs", help: "what to minimize (accuracy: the task error 1 − accuracy on the loaded tasks)"),
                     .option("eval_tokens", .integer(16...10_000_000), default: "1024", help: "validation tokens per subnet"),
+                    .option("tasks", .text, help: "with accuracy: which loaded tasks (comma-separated; default all)"),
+                    .option("task_limit", .integer(1...1_000_000), default: "100", help: "with accuracy: examples per (sub)task"),
                 ],
                 examples: ["search nsga2 population=8 generations=5 objectives=loss,macs as front1"]) { arguments, context in
             try runSearch(arguments, context)
@@ -143,6 +154,13 @@ extension CommandTable {
             try compareFronts(arguments, context)
         },
     ]
+
+    /// `tasks=` and `task_limit=` as an accuracy probe, or nil without `tasks=`.
+    static func accuracyProbe(_ arguments: Arguments, always: Bool = false) -> AccuracyProbe? {
+        guard let text = arguments.text("tasks") ?? (always ? "all" : nil) else { return nil }
+        let names = text.lowercased() == "all" ? nil : text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return AccuracyProbe(tasks: names, limit: arguments.integer("task_limit") ?? 100)
+    }
 
     static func parseList<T>(_ text: String, name: String, _ convert: (String) -> T?) throws -> [T] {
         let items = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }

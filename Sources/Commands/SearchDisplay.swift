@@ -39,8 +39,9 @@ extension CommandTable {
         }
 
         do {
+            let probe = objectives.contains(.accuracy) ? accuracyProbe(arguments, always: true) : nil
             let record = try session.search(population: population, generations: generations, objectives: objectives,
-                                            evalTokens: arguments.integer("eval_tokens")!, name: name) { _, record in
+                                            evalTokens: arguments.integer("eval_tokens")!, tasks: probe, name: name) { _, record in
                 show(record, state: .running)
             }
             show(record, state: record.interrupted ? .interrupted : .finished)
@@ -56,9 +57,9 @@ extension CommandTable {
     }
 
     static func plot(_ record: SearchRecord, title: String) -> ScatterPlot {
-        // x: the cost objective; y: validation loss.
-        let xIndex = record.objectives.firstIndex { $0 != .loss } ?? 0
-        let yIndex = record.objectives.firstIndex(of: .loss) ?? 0
+        // x: the cost objective; y: validation loss or task error.
+        let yIndex = record.objectives.firstIndex(where: \.isQuality) ?? 0
+        let xIndex = record.objectives.indices.first { $0 != yIndex } ?? 0
         let points = record.evaluated.map {
             ScatterPlot.Point(x: $0.objectives[xIndex], y: $0.objectives[yIndex], group: $0.generation, label: $0.genome.map(String.init).joined(separator: ","))
         }
@@ -73,6 +74,7 @@ extension CommandTable {
     static func frontTable(_ record: SearchRecord, session: Session) -> MimeBundle {
         guard let space = session.elastic else { return MimeBundle(plain: "no elastic space") }
         let lossIndex = record.objectives.firstIndex(of: .loss)
+        let accuracyIndex = record.objectives.firstIndex(of: .accuracy)
         let latencyIndex = record.objectives.firstIndex(of: .latency)
         func row(_ label: String, _ individual: Individual) -> [String] {
             let cost = space.cost(individual.genome)
@@ -80,8 +82,11 @@ extension CommandTable {
             let allRanks = ranks.flatMap(\.values)
             let meanRank = Double(allRanks.reduce(0, +)) / Double(max(1, allRanks.count))
             let meanWidth = 100 * Double(widths.reduce(0, +)) / Double(widths.count * space.config.ffnDim)
-            return [label,
-                    lossIndex.map { String(format: "%.4f", individual.objectives[$0]) } ?? "—",
+            let quality: String
+            if let lossIndex { quality = String(format: "%.4f", individual.objectives[lossIndex]) }
+            else if let accuracyIndex { quality = String(format: "%.1f%%", 100 * (1 - individual.objectives[accuracyIndex])) }
+            else { quality = "—" }
+            return [label, quality,
                     formatCount(Double(cost.parameters)), formatCount(Double(cost.macsPerToken))]
                 + (latencyIndex.map { [String(format: "%.2f", individual.objectives[$0])] } ?? [])
                 + [String(format: "%.1f", meanRank), String(format: "%.1f%%", meanWidth)]
@@ -91,9 +96,10 @@ extension CommandTable {
         if let m = record.maximal { rows.append(row("largest", m)) }
         let title = "Pareto front of \(record.name): \(record.front.count) subnets of \(record.evaluated.count) evaluated"
             + (record.interrupted ? " (interrupted at generation \(record.generationsDone))" : "")
-            + " · validation loss on \(record.evalTokens) tokens" + (latencyIndex == nil ? "" : " and latency")
+            + (accuracyIndex == nil ? " · validation loss on \(record.evalTokens) tokens" : " · task accuracy")
+            + (latencyIndex == nil ? "" : " and latency")
             + " measured; parameters and MACs computed"
-        let columns = ["#", "validation loss", "parameters", "MACs/token"] + (latencyIndex == nil ? [] : ["latency (ms)"]) + ["mean rank", "mean MLP width"]
+        let columns = ["#", accuracyIndex == nil ? "validation loss" : "task accuracy", "parameters", "MACs/token"] + (latencyIndex == nil ? [] : ["latency (ms)"]) + ["mean rank", "mean MLP width"]
         return Table(title: title, columns: columns, alignments: [.left] + columns.dropFirst().map { _ in .right }, rows: rows).bundle
     }
 
@@ -148,17 +154,18 @@ extension CommandTable {
         }
         let rows: [[String]] = records.map { r in
             let hv = first.objectives.count == 2 ? String(format: "%.4g", Pareto.hypervolume2D(r.front.map(\.objectives), reference: reference)) : "—"
-            let best = r.front.map { $0.objectives[first.objectives.firstIndex(of: .loss) ?? 0] }.min() ?? .nan
+            let best = r.front.map { $0.objectives[first.objectives.firstIndex(where: \.isQuality) ?? 0] }.min() ?? .nan
             return [r.name, String(r.evaluated.count), String(r.front.count), String(format: "%.4f", best), hv]
         }
         var plot = plot(first, title: "Fronts: " + names.joined(separator: ", "))
-        let xIndex = first.objectives.firstIndex { $0 != .loss } ?? 0, yIndex = first.objectives.firstIndex(of: .loss) ?? 0
+        let yIndex = first.objectives.firstIndex(where: \.isQuality) ?? 0
+        let xIndex = first.objectives.indices.first { $0 != yIndex } ?? 0
         plot.groupTitle = "front"
         plot.groupNames = records.map(\.name)
         plot.points = records.enumerated().flatMap { k, r in r.front.map { ScatterPlot.Point(x: $0.objectives[xIndex], y: $0.objectives[yIndex], group: k, label: r.name) } }
         // The chart and the table as two outputs: in one bundle, a front end shows only one of them.
         context.output.display(plot.bundle(plain: "fronts of " + names.joined(separator: ", ")), id: nil)
         return Table(title: "Fronts compared (hypervolume against a shared reference; higher is better)",
-                     columns: ["search", "evaluated", "front", "best loss", "hypervolume"], rows: rows).bundle
+                     columns: ["search", "evaluated", "front", "best loss or error", "hypervolume"], rows: rows).bundle
     }
 }

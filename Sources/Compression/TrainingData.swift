@@ -54,11 +54,14 @@ public struct InstructionExamples: TrainingData {
     }
 
     func row(_ example: (prompt: [Int32], answer: [Int32]), seq: Int) -> (tokens: [Int32], targets: [Int32]) {
-        let all = Array((example.prompt + example.answer).prefix(seq + 1))
+        // A prompt too long for the window loses its start, never the answer: the loss is on the answer.
+        let answer = Array(example.answer.prefix(seq))
+        let all = Array(example.prompt.suffix(max(1, seq + 1 - answer.count))) + answer
+        let promptCount = all.count - answer.count
         var tokens = Array(all.prefix(seq))
         var targets = [Int32](repeating: -1, count: seq)
         // Position i predicts token i + 1; count it only when that token belongs to the answer.
-        for i in 0..<(all.count - 1) where i + 1 >= example.prompt.count {
+        for i in 0..<(all.count - 1) where i + 1 >= promptCount {
             targets[i] = all[i + 1]
         }
         tokens += [Int32](repeating: padding, count: seq - tokens.count)

@@ -79,8 +79,15 @@ extension Session {
         guard parameters.seq < model.config.contextLength else {
             throw WorkbenchError.invalid("seq=\(parameters.seq) does not fit the model's context of \(model.config.contextLength)")
         }
-        let (train, trainName) = try trainingData(split: split)
-        let validation = try validationData(split: validationSplit)
+        // Prompt/answer examples (`data examples`) take the place of the text unless a split is named.
+        let fromExamples = split == nil ? try exampleData() : nil
+        let (train, trainName) = try fromExamples.map { ($0.train, $0.name) } ?? trainingData(split: split)
+        let validation: (TrainingData, String)?
+        if let fromExamples, validationSplit == nil {
+            validation = (fromExamples.validation, fromExamples.name + " (held out)")
+        } else {
+            validation = try validationData(split: validationSplit)
+        }
         // Windows of seq + 1 tokens must fit in each text; say so rather than sample past the end.
         for (data, name) in [(train, trainName)] + (validation.map { [$0] } ?? []) {
             if let windows = data as? TextWindows, windows.stream.count <= parameters.seq + 1 {

@@ -8,6 +8,11 @@ import Transformer
 /// What a search optimizes besides loss.
 public enum SearchObjective: String, Sendable, CaseIterable {
     case loss, macs, params, latency
+    /// Multiple-choice error on the loaded tasks (1 − accuracy), so that it is minimized too.
+    case accuracy
+
+    /// Loss and task error are the quality axis of a plot; the others are costs.
+    public var isQuality: Bool { self == .loss || self == .accuracy }
 
     public var label: String {
         switch self {
@@ -15,6 +20,7 @@ public enum SearchObjective: String, Sendable, CaseIterable {
         case .macs: return "MACs per token"
         case .params: return "parameters"
         case .latency: return "latency (ms)"
+        case .accuracy: return "task error (1 − accuracy)"
         }
     }
 }
@@ -157,7 +163,7 @@ extension Session {
     }
 
     /// The objectives of a genome, in the order asked.
-    public func objectives(_ genome: [Int], _ wanted: [SearchObjective], evalTokens: Int) throws -> [Double] {
+    public func objectives(_ genome: [Int], _ wanted: [SearchObjective], evalTokens: Int, tasks: AccuracyProbe? = nil) throws -> [Double] {
         let space = try requireElastic()
         let cost = space.cost(genome)
         return try wanted.map { objective in
@@ -166,20 +172,21 @@ extension Session {
             case .macs: return Double(cost.macsPerToken)
             case .params: return Double(cost.parameters)
             case .latency: return try subnetLatency(genome) * 1000
+            case .accuracy: return 1 - (try subnetAccuracy(genome, probe: tasks ?? AccuracyProbe()))
             }
         }
     }
 
     /// NSGA-II over the space. Progress after each generation; an interrupt keeps what was found
     /// under the name. The active subnet is restored at the end.
-    public func search(population: Int, generations: Int, objectives wanted: [SearchObjective], evalTokens: Int, name: String,
+    public func search(population: Int, generations: Int, objectives wanted: [SearchObjective], evalTokens: Int, tasks: AccuracyProbe? = nil, name: String,
                        progress: @escaping (NSGA2.Progress, SearchRecord) -> Void) throws -> SearchRecord {
         let space = try requireElastic()
         _ = try requireLoRA()
         let restore = activeGenome ?? space.maximal
         defer { try? activate(restore) }
-        let heuristic = Individual(genome: space.heuristic, objectives: try objectives(space.heuristic, wanted, evalTokens: evalTokens), generation: 0)
-        let maximal = Individual(genome: space.maximal, objectives: try objectives(space.maximal, wanted, evalTokens: evalTokens), generation: 0)
+        let heuristic = Individual(genome: space.heuristic, objectives: try objectives(space.heuristic, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
+        let maximal = Individual(genome: space.maximal, objectives: try objectives(space.maximal, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
         var record = SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: generations,
                                   interrupted: false, heuristic: heuristic, maximal: maximal, evalTokens: evalTokens)
         struct SubnetProblem: Problem {
@@ -187,16 +194,17 @@ extension Session {
             let space: ElasticSpace
             let wanted: [SearchObjective]
             let evalTokens: Int
+            let tasks: AccuracyProbe?
             var lower: [Int] { space.groups.map { _ in 0 } }
             var upper: [Int] { space.upperBounds }
             var objectiveCount: Int { wanted.count }
-            func evaluate(_ genome: [Int]) throws -> [Double] { try session.objectives(genome, wanted, evalTokens: evalTokens) }
+            func evaluate(_ genome: [Int]) throws -> [Double] { try session.objectives(genome, wanted, evalTokens: evalTokens, tasks: tasks) }
         }
         var parameters = NSGA2.Parameters(population: population, generations: generations, seed: seed)
         // NNCF's BootstrapNAS settings: SBX p 0.9 η 10, polynomial mutation η 3.
         parameters.crossoverEta = 10
         parameters.mutationEta = 3
-        let result = try NSGA2.run(SubnetProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens),
+        let result = try NSGA2.run(SubnetProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens, tasks: tasks),
                                    parameters: parameters, seeds: [space.maximal, space.heuristic],
                                    isCancelled: { self.cancellation.isCancelled }) { step in
             record.evaluated = step.evaluated

@@ -30,6 +30,10 @@ public final class Session {
     public internal(set) var fronts = [String: SearchRecord]()
     public internal(set) var lastFront: String?
     var randomDraws = 0
+    /// Multiple-choice tasks that `eval accuracy` scores, and where they came from.
+    public internal(set) var tasks = [MultipleChoiceTask]()
+    /// Prompt/answer examples `train` learns from instead of the text (the loss on the answer only).
+    public internal(set) var examples: (name: String, pairs: [(prompt: String, answer: String)])?
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -50,6 +54,8 @@ public final class Session {
         activeGenome = nil
         fronts = [:]
         lastFront = nil
+        tasks = []
+        examples = nil
     }
 
     // MARK: Models
@@ -189,6 +195,13 @@ public final class Session {
             rows.append(("data", "\(corpus.name), evaluating on \(evaluationSplit)"))
         } else {
             rows.append(("data", "none"))
+        }
+        if !tasks.isEmpty {
+            rows.append(("tasks", "\(tasks.count) (\(tasks.reduce(0) { $0 + $1.examples.count }) examples): "
+                         + tasks.map(\.name).prefix(6).joined(separator: ", ") + (tasks.count > 6 ? ", …" : "")))
+        }
+        if let examples {
+            rows.append(("training examples", "\(examples.name): \(examples.pairs.count) (`train` learns from them)"))
         }
         rows.append(("memory (resident)", formatBytes(residentBytes())))
         rows.append(("uptime", String(format: "%.1f s", Date().timeIntervalSince(started))))

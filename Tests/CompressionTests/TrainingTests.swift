@@ -78,3 +78,13 @@ final class TrainingTests: XCTestCase {
         XCTAssertNotEqual(lora.ordered[0].adapter.b.array, [Float](repeating: 0, count: lora.ordered[0].adapter.b.count), "steps done are kept")
     }
 }
+
+final class InstructionExampleTests: XCTestCase {
+    func testALongPromptLosesItsStartNeverTheAnswer() {
+        let data = InstructionExamples(examples: [(prompt: Array(1...20), answer: [100, 101])], padding: 0)
+        let row = data.fixed(index: 0, batch: 1, seq: 8)
+        // seq + 1 = 9 tokens: the prompt's last 7, then the answer; the last position predicts 101.
+        XCTAssertEqual(row.tokens, [14, 15, 16, 17, 18, 19, 20, 100], "the prompt's end, then the answer")
+        XCTAssertEqual(row.targets, [-1, -1, -1, -1, -1, -1, 100, 101], "the loss falls on the answer only")
+    }
+}

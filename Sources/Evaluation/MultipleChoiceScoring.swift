@@ -1,0 +1,151 @@
+import Foundation
+import Tensors
+import Transformer
+
+/// Multiple-choice scoring by log-likelihood, as BIG-bench and lm-eval-harness score causal models:
+/// each choice's tokens after the prompt's, log P(choice | prompt) = Σ log p(cᵢ | prompt, c<ᵢ).
+/// `acc` takes the choice with the highest log-likelihood; `acc_norm` divides it by the choice's
+/// length in characters first (lm-eval's length normalization). A prediction earns the example's
+/// target score for that choice (1 or 0: the accuracy for single-answer tasks).
+///
+/// The prompt and each choice are tokenized apart and joined, with nothing added between them
+/// (the output prefix ends in a space where one belongs). An empty prompt becomes the model's
+/// BOS (or EOS) token, so the first token of a choice has a context.
+public enum MultipleChoiceScoring {
+    public struct Parameters: Sendable {
+        /// Examples scored per task (the first N); nil for all.
+        public var limit: Int?
+        /// Solved examples put before each question, drawn from the task's others.
+        public var shots = 0
+        public var seed: UInt64 = 0
+
+        public init(limit: Int? = nil, shots: Int = 0, seed: UInt64 = 0) {
+            self.limit = limit
+            self.shots = shots
+            self.seed = seed
+        }
+    }
+
+    /// One task's figures. With an interrupt, `count` says how many examples were scored.
+    public struct TaskResult: Sendable {
+        public var name: String
+        public var count: Int
+        public var available: Int
+        public var accuracy: Double
+        public var accuracyStandardError: Double
+        public var normalizedAccuracy: Double
+        public var normalizedStandardError: Double
+        public var chance: Double
+        public var choices: Double
+        public var seconds: Double
+    }
+
+    public struct Progress: Sendable {
+        public var task: String
+        public var done: Int
+        public var total: Int
+        public var accuracy: Double
+    }
+
+    /// The prompt's tokens for an example (empty → one BOS/EOS token).
+    public static func promptTokens(_ text: String, tokenizer: ByteLevelBPE) -> [Int32] {
+        let tokens = tokenizer.encode(text)
+        return tokens.isEmpty ? [tokenizer.bosID ?? tokenizer.eosID ?? 0] : tokens
+    }
+
+    /// Log-likelihood of each choice after the prompt, from one forward pass that batches the
+    /// choices: row i is prompt + choice i, padded at the end (causal attention: padding after a
+    /// row's last token changes nothing before it). Prompts longer than the context keep their end.
+    public static func logLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [Double] {
+        let context = model.config.contextLength
+        let rows = choices.map { choice -> (tokens: [Int32], scoredFrom: Int) in
+            let kept = Array(choice.prefix(context - 1))
+            let p = Array(prompt.suffix(context - kept.count))
+            return (p + kept, p.count)
+        }
+        let seq = max(1, rows.map(\.tokens.count).max() ?? 1)
+        let pad = model.tokenizer.eosID ?? 0
+        var tokens = [Int32](), targets = [Int32]()
+        for row in rows {
+            tokens += row.tokens + [Int32](repeating: pad, count: seq - row.tokens.count)
+            // Position j predicts token j + 1: only the choice's tokens are scored.
+            var t = [Int32](repeating: -1, count: seq)
+            for j in max(0, row.scoredFrom - 1)..<max(0, row.tokens.count - 1) { t[j] = row.tokens[j + 1] }
+            targets += t
+        }
+        let logits = model.forward(tokens: tokens, batch: rows.count, seq: seq, logits: .all)
+        let losses = Tensor(zeros: [rows.count * seq])
+        _ = targets.withUnsafeBufferPointer {
+            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: rows.count * seq, vocab: model.config.vocabSize)
+        }
+        return (0..<rows.count).map { i in -(0..<seq).reduce(0.0) { $0 + Double(losses[i * seq + $1]) } }
+    }
+
+    /// Scores the tasks in order. An interrupt stops between examples and returns what was scored
+    /// (`interrupted` true): the examples done so far count, and the results say how many.
+    public static func evaluate(model: LlamaModel, tasks: [MultipleChoiceTask], parameters p: Parameters = Parameters(),
+                                cancellation: CancellationToken? = nil,
+                                progress: ((Progress) -> Void)? = nil) -> (results: [TaskResult], interrupted: Bool) {
+        var results = [TaskResult]()
+        let total = tasks.reduce(0) { $0 + min($1.examples.count, p.limit ?? .max) }
+        var done = 0
+        for task in tasks {
+            let started = Date()
+            let examples = Array(task.examples.prefix(p.limit ?? .max))
+            var plain = [Double](), normalized = [Double](), chance = [Double](), choiceCounts = [Double]()
+            var interrupted = false
+            for (index, example) in examples.enumerated() {
+                if cancellation?.isCancelled ?? false { interrupted = true; break }
+                let shots = shotExamples(for: index, in: task.examples, count: p.shots, seed: p.seed)
+                let prompt = promptTokens(task.format.prompt(example, shots: shots), tokenizer: model.tokenizer)
+                let choices = example.choices.map { model.tokenizer.encode($0) }
+                let ll = logLikelihoods(model: model, prompt: prompt, choices: choices)
+                let lengths = example.choices.map { Double(max(1, $0.unicodeScalars.count)) }
+                plain.append(example.scores[argmax(ll)])
+                normalized.append(example.scores[argmax(zip(ll, lengths).map { $0 / $1 })])
+                chance.append(example.chance)
+                choiceCounts.append(Double(example.choices.count))
+                done += 1
+                progress?(Progress(task: task.name, done: done, total: total, accuracy: mean(plain)))
+            }
+            if !plain.isEmpty {
+                results.append(TaskResult(name: task.name, count: plain.count, available: task.examples.count,
+                                          accuracy: mean(plain), accuracyStandardError: standardError(plain),
+                                          normalizedAccuracy: mean(normalized), normalizedStandardError: standardError(normalized),
+                                          chance: mean(chance), choices: mean(choiceCounts), seconds: Date().timeIntervalSince(started)))
+            }
+            if interrupted { return (results, true) }
+        }
+        return (results, false)
+    }
+
+    /// `count` other examples of the task, the same for the same seed and example.
+    static func shotExamples(for index: Int, in examples: [MultipleChoiceExample], count: Int, seed: UInt64) -> [MultipleChoiceExample] {
+        guard count > 0, examples.count > 1 else { return [] }
+        var rng = SeededGenerator(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        var pool = Array(examples.indices.filter { $0 != index })
+        var chosen = [MultipleChoiceExample]()
+        for _ in 0..<min(count, pool.count) {
+            let k = Int(rng.next() % UInt64(pool.count))
+            chosen.append(examples[pool.remove(at: k)])
+        }
+        return chosen
+    }
+
+    /// The first index of the largest value: ties go to the earlier choice.
+    static func argmax(_ values: [Double]) -> Int {
+        var best = 0
+        for i in values.indices where values[i] > values[best] { best = i }
+        return best
+    }
+
+    static func mean(_ x: [Double]) -> Double { x.isEmpty ? 0 : x.reduce(0, +) / Double(x.count) }
+
+    /// The standard error of the mean: sample standard deviation / √n (lm-eval's `mean_stderr`).
+    static func standardError(_ x: [Double]) -> Double {
+        guard x.count > 1 else { return 0 }
+        let m = mean(x)
+        let variance = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)
+        return (variance / Double(x.count)).squareRoot()
+    }
+}
