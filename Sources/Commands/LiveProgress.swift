@@ -34,7 +34,7 @@ final class LiveProgress {
     func finish(interrupted: Bool = false, failed: Bool = false, note: String? = nil) {
         bar.state = failed ? .failed : interrupted ? .interrupted : .finished
         if let note { bar.note = note }
-        if !interrupted { bar.done = bar.total }
+        if !interrupted && !failed { bar.done = bar.total }
         let elapsed = Date().timeIntervalSince(started)
         if elapsed > 0, bar.done > 0 { bar.rate = bar.done / elapsed }
         output.update(bar.bundle, id: id)

@@ -8,10 +8,13 @@ import Transformer
 /// and rows (an elastic MLP width), without copies: the products read the slices in place.
 /// A starts Kaiming-uniform, B at zero, so the model is unchanged until training moves B.
 ///
+/// Rank gates (ALoRA): an optional 0/1 gate per rank, y = W x + s · B G (A · dropout(x)) with
+/// G = diag(g); a closed gate removes that rank from the product. Gates are frozen: not trained.
+///
 /// Shapes of what the last training forward keeps:
 ///   mask (rows, in)   dropout's keep mask scaled by 1/(1−p) (absent without dropout)
-///   h    (rows, rank) A · dropout(x)
-/// Backward:  dh = s · dY B,   dB += s · dYᵀ h,   dA += dhᵀ u,   dX += (dh A) ⊙ mask   (u = x ⊙ mask)
+///   h    (rows, rank) G · A · dropout(x)
+/// Backward:  dh = G · s · dY B,   dB += s · dYᵀ h,   dA += dhᵀ u,   dX += (dh A) ⊙ mask   (u = x ⊙ mask)
 public final class LoRAAdapter: ProjectionAdapter {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -29,6 +32,9 @@ public final class LoRAAdapter: ProjectionAdapter {
     public var activeRank: Int {
         didSet { precondition((1...rank).contains(activeRank), "active rank \(activeRank) outside 1…\(rank)") }
     }
+
+    /// One gate per rank (ALoRA), or nil for all open. Set with `setGates`.
+    public private(set) var gates: [Float]?
 
     private var rng: SeededGenerator
     private var h = Tensor(zeros: [0])
@@ -83,9 +89,34 @@ public final class LoRAAdapter: ProjectionAdapter {
         // h = u A'ᵀ, A' = A[:r, :i] (rows of A, row stride inFeatures)
         gemm(transposeA: false, transposeB: true, m: rows, n: r, k: i, a: source, lda: i, b: a.data, ldb: inFeatures,
              c: h.data, ldc: r)
+        // h ← h G: closed gates zero their rank's column.
+        if let gates { applyGates(gates, to: h.data, rows: rows, rank: r) }
         // out += s · h B'ᵀ, B' = B[:o, :r] (row stride rank)
         gemm(transposeA: false, transposeB: true, m: rows, n: o, k: r, alpha: scale, a: h.data, lda: r, b: b.data, ldb: rank,
              beta: 1, c: out, ldc: o)
+    }
+
+    private func applyGates(_ gates: [Float], to h: UnsafeMutablePointer<Float>, rows: Int, rank r: Int) {
+        for row in 0..<rows {
+            for j in 0..<r where gates[j] != 1 { h[row * r + j] *= gates[j] }
+        }
+    }
+
+    /// Opens and closes ranks (nil: all open). Closing every gate leaves the adapter adding nothing.
+    public func setGates(_ gates: [Float]?) {
+        if let gates { precondition(gates.count == rank, "\(gates.count) gates for rank \(rank)") }
+        self.gates = gates.flatMap { $0.allSatisfy { $0 == 1 } ? nil : $0 }
+    }
+
+    /// Ranks whose gate is open.
+    public var openRanks: Int { gates.map { $0.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } } ?? rank }
+
+    /// Gives rank `j` fresh parameters, as LoRA initializes them (A's row Kaiming-uniform, B's
+    /// column zero), so opening it changes nothing until training moves B.
+    public func reinitializeRank(_ j: Int) {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        for c in 0..<inFeatures { a[j * inFeatures + c] = (2 * rng.nextUniform() - 1) * bound }
+        for row in 0..<outFeatures { b[row * rank + j] = 0 }
     }
 
     public func backward(dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>, rows: Int,
@@ -94,9 +125,10 @@ public final class LoRAAdapter: ProjectionAdapter {
         let r = activeRank
         precondition(h.shape == [rows, r], "backward without a matching training forward")
         ensure(&dh, [rows, r])
-        // dh = s · dY B'
+        // dh = s · dY B' (then G: a closed rank passes no gradient back to A or x)
         gemm(transposeA: false, transposeB: false, m: rows, n: r, k: o, alpha: scale,
              a: dOut, lda: o, b: b.data, ldb: rank, c: dh.data, ldc: r)
+        if let gates { applyGates(gates, to: dh.data, rows: rows, rank: r) }
         // dB' += s · dYᵀ h
         gemm(transposeA: true, transposeB: false, m: o, n: r, k: rows, alpha: scale,
              a: dOut, lda: o, b: h.data, ldb: r, beta: 1, c: gradB.data, ldc: rank)
@@ -116,11 +148,16 @@ public final class LoRAAdapter: ProjectionAdapter {
         }
     }
 
-    /// W += s · B A (merge) or W −= s · B A (unmerge).
+    /// W += s · B G A (merge) or W −= s · B G A (unmerge).
     public func fold(into weight: Tensor, sign: Float) {
         precondition(weight.shape == [outFeatures, inFeatures], "fold into a \(weight.shape) weight")
+        var gatedB = b
+        if let gates {
+            gatedB = b.copy()
+            applyGates(gates, to: gatedB.data, rows: outFeatures, rank: rank)
+        }
         gemm(transposeA: false, transposeB: false, m: outFeatures, n: inFeatures, k: rank, alpha: sign * scale,
-             a: b.data, lda: rank, b: a.data, ldb: inFeatures, beta: 1, c: weight.data, ldc: inFeatures)
+             a: gatedB.data, lda: rank, b: a.data, ldb: inFeatures, beta: 1, c: weight.data, ldc: inFeatures)
     }
 
     public func markMerged(_ merged: Bool) { isMerged = merged }

@@ -74,27 +74,58 @@ public enum PEFTAdapters {
             throw LoRAError.unwritable(path: directory, reason: fileSystemReason(error))
         }
         var tensors = [(String, Tensor)]()
+        var rankPattern = [String: Int]()
         for (l, p, adapter) in set.ordered {
-            for (matrix, tensor) in [("A", adapter.a), ("B", adapter.b)] {
+            // Gated adapters (ALoRA) keep only their open ranks: module m gets rank r_m.
+            let (a, b) = openRanks(adapter)
+            if adapter.gates != nil { rankPattern[moduleKey(layer: l, projection: p)] = a.shape[0] }
+            for (matrix, tensor) in [("A", a), ("B", b)] {
                 tensors.append((tensorName(layer: l, projection: p, matrix: matrix),
                                 exchangeOrder(tensor, matrix: matrix, projection: p, layer: model.layers[l], model: model, toHuggingFace: true)))
             }
         }
         do {
             try Safetensors.encode(tensors, metadata: ["format": "pt"]).write(to: url.appendingPathComponent(weightsFile), options: .atomic)
-            try configJSON(set.configuration, baseModel: baseModel).write(to: url.appendingPathComponent(configFile), options: .atomic)
+            let scale = set.ordered.first?.adapter.scale ?? 1
+            try configJSON(set.configuration, baseModel: baseModel, rankPattern: rankPattern, scale: scale)
+                .write(to: url.appendingPathComponent(configFile), options: .atomic)
         } catch {
             throw LoRAError.unwritable(path: directory, reason: fileSystemReason(error))
         }
     }
 
-    static func configJSON(_ c: LoRAConfiguration, baseModel: String) throws -> Data {
-        let config: [String: Any] = [
-            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": c.rank, "lora_alpha": c.alpha, "lora_dropout": c.dropout,
+    /// PEFT's key for a module in `rank_pattern` and `alpha_pattern`.
+    static func moduleKey(layer: Int, projection: Projection) -> String { "model.layers.\(layer).\(projection.huggingFaceName)" }
+
+    /// A and B with only the open ranks (all of them without gates). A module with none open is
+    /// written as rank 1 with a zero B column: PEFT has no rank-0 adapter, and this one adds nothing.
+    static func openRanks(_ adapter: LoRAAdapter) -> (a: Tensor, b: Tensor) {
+        guard let gates = adapter.gates else { return (adapter.a, adapter.b) }
+        let open = gates.indices.filter { gates[$0] != 0 }
+        let kept = open.isEmpty ? [0] : open
+        let a = Tensor(zeros: [kept.count, adapter.inFeatures]), b = Tensor(zeros: [adapter.outFeatures, kept.count])
+        for (k, j) in kept.enumerated() {
+            (a.data + k * adapter.inFeatures).update(from: adapter.a.data + j * adapter.inFeatures, count: adapter.inFeatures)
+            if !open.isEmpty { for row in 0..<adapter.outFeatures { b[row * kept.count + k] = adapter.b[row * adapter.rank + j] } }
+        }
+        return (a, b)
+    }
+
+    static func configJSON(_ c: LoRAConfiguration, baseModel: String, rankPattern: [String: Int] = [:], scale: Float = 1) throws -> Data {
+        // Uneven ranks: the most common rank is `r`, the others go in rank_pattern; alpha follows
+        // each rank so that every module keeps the one scale s = alpha / r.
+        let counts = Dictionary(grouping: rankPattern.values, by: { $0 }).mapValues(\.count)
+        let r = rankPattern.isEmpty ? c.rank : counts.max { ($0.value, -$0.key) < ($1.value, -$1.key) }!.key
+        let alpha = rankPattern.isEmpty ? c.alpha : scale * Float(r)
+        let pattern = rankPattern.filter { $0.value != r }
+        var config: [String: Any] = [
+            "rank_pattern": pattern, "alpha_pattern": pattern.mapValues { scale * Float($0) },
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": c.dropout,
             "target_modules": c.targets.map { String($0.huggingFaceName.split(separator: ".").last!) },
             "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "use_rslora": false,
             "base_model_name_or_path": baseModel,
         ]
+        if pattern.isEmpty { config["rank_pattern"] = [String: Int](); config["alpha_pattern"] = [String: Float]() }
         return try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
     }
 
@@ -103,15 +134,22 @@ public enum PEFTAdapters {
         public let configuration: LoRAConfiguration
         /// Values per tensor name, already in Sculpt's row and channel order.
         let values: [String: Tensor]
+        /// Uneven ranks (PEFT's rank_pattern): each module's rank; the set then holds the largest
+        /// and gates the rest shut, as ALoRA's adapters do.
+        let ranks: [String: Int]
 
         /// Attaches fresh adapters and fills them with the stored values.
         public func attach(to model: LlamaModel) throws -> LoRASet {
             let set = try LoRASet(model: model, configuration: configuration, seed: 0)
             for (l, p, adapter) in set.ordered {
-                for (matrix, destination) in [("A", adapter.a), ("B", adapter.b)] {
-                    let value = values[tensorName(layer: l, projection: p, matrix: matrix)]!
-                    destination.data.update(from: value.data, count: value.count)
+                let a = values[tensorName(layer: l, projection: p, matrix: "A")]!, b = values[tensorName(layer: l, projection: p, matrix: "B")]!
+                let r = a.shape[0]
+                // A's first r rows and B's first r columns; the storage beyond stays closed.
+                adapter.a.data.update(from: a.data, count: a.count)
+                for row in 0..<adapter.outFeatures {
+                    (adapter.b.data + row * adapter.rank).update(from: b.data + row * r, count: r)
                 }
+                if !ranks.isEmpty { adapter.setGates((0..<adapter.rank).map { Float($0 < r ? 1 : 0) }) }
             }
             return set
         }
@@ -153,7 +191,30 @@ public enum PEFTAdapters {
         }
         let dropout = (config["lora_dropout"] as? NSNumber)?.floatValue ?? 0
         guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw LoRAError.unreadable(path: configPath, reason: "lora_dropout must be in [0, 1)") }
-        let configuration = LoRAConfiguration(rank: Int(rankDouble), alpha: alpha, targets: targets, dropout: dropout)
+        // rank_pattern / alpha_pattern (uneven ranks, as ALoRA leaves them): one scale for all.
+        let rankPattern = (config["rank_pattern"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        let alphaPattern = (config["alpha_pattern"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        var ranks = [String: Int]()
+        if !rankPattern.isEmpty {
+            let scale = Double(alpha) / rankDouble
+            for l in model.layers.indices {
+                for p in targets {
+                    let key = moduleKey(layer: l, projection: p)
+                    let match = rankPattern.first { key == $0.key || key.hasSuffix("." + $0.key) }
+                    let r = match?.value ?? rankDouble
+                    guard r.isFinite, r == r.rounded(), r >= 1, r <= 1_000_000 else {
+                        throw LoRAError.unreadable(path: configPath, reason: "rank_pattern gives \(key) rank \(r)")
+                    }
+                    let moduleAlpha = alphaPattern.first { key == $0.key || key.hasSuffix("." + $0.key) }?.value ?? Double(alpha)
+                    guard abs(moduleAlpha / r - scale) <= 1e-4 * scale else {
+                        throw LoRAError.mismatch("\(key) has scale \(moduleAlpha / r), others \(scale): Sculpt loads uneven ranks with one scale alpha / r")
+                    }
+                    ranks[key] = Int(r)
+                }
+            }
+        }
+        let capacity = ranks.values.max() ?? Int(rankDouble)
+        let configuration = LoRAConfiguration(rank: capacity, alpha: Float(Double(alpha) / rankDouble * Double(capacity)), targets: targets, dropout: dropout)
         try configuration.validate(for: model.config)
 
         let weightsPath = url.appendingPathComponent(weightsFile).path
@@ -165,7 +226,8 @@ public enum PEFTAdapters {
         for l in model.layers.indices {
             for p in configuration.targets {
                 let (i, o) = p.shape(model.config)
-                for (matrix, shape) in [("A", [configuration.rank, i]), ("B", [o, configuration.rank])] {
+                let r = ranks[moduleKey(layer: l, projection: p)] ?? configuration.rank
+                for (matrix, shape) in [("A", [r, i]), ("B", [o, r])] {
                     let name = tensorName(layer: l, projection: p, matrix: matrix)
                     guard let source = tensors[name] else { throw LoRAError.mismatch("no tensor \(name)") }
                     guard source.shape == shape else { throw LoRAError.mismatch("\(name) is \(source.shape), this model needs \(shape)") }
@@ -173,7 +235,7 @@ public enum PEFTAdapters {
                 }
             }
         }
-        return Stored(configuration: configuration, values: values)
+        return Stored(configuration: configuration, values: values, ranks: ranks)
     }
 
     /// Reads adapters and attaches them to `model` (replacing none: the caller takes old ones off).

@@ -68,30 +68,77 @@ extension LlamaModel {
             embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
         }
         w.positions.withUnsafeBufferPointer { positions in
-            for (l, layer) in layers.enumerated() {
-                // Attention: x += Wo · attend(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                project(layer, .q, input: w.xn.data, out: w.q.data, rows: rows)
-                project(layer, .k, input: w.xn.data, out: w.k.data, rows: rows)
-                project(layer, .v, input: w.xn.data, out: w.v.data, rows: rows)
-                ropeForward(x: w.q.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.heads)
-                ropeForward(x: w.k.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.kvHeads)
-                if let cache {
-                    cache.keys[l].data.update(from: w.k.data, count: rows * c.kvDim)
-                    cache.values[l].data.update(from: w.v.data, count: rows * c.kvDim)
-                }
-                attentionForward(out: w.attention.data, probs: w.probs.data, q: w.q.data, k: w.k.data, v: w.v.data, shape: shape)
-                project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
-
-                // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
-                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
-                project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
-                swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * layer.activeFFN)
-                project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
+            for l in layers.indices {
+                layerForward(l, w: w, positions: positions.baseAddress!, shape: shape, rows: rows, cache: cache)
             }
         }
         cache?.advance(by: seq)
+        return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn, workspace: w)
+    }
+
+    /// One block on the workspace's residual stream `w.x`, in place.
+    func layerForward(_ l: Int, w: ForwardWorkspace, positions: UnsafePointer<Int32>, shape: AttentionShape, rows: Int, cache: KVCache?) {
+        let c = config
+        let layer = layers[l]
+        // Attention: x += Wo · attend(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
+        rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+        project(layer, .q, input: w.xn.data, out: w.q.data, rows: rows)
+        project(layer, .k, input: w.xn.data, out: w.k.data, rows: rows)
+        project(layer, .v, input: w.xn.data, out: w.v.data, rows: rows)
+        ropeForward(x: w.q.data, positions: positions, table: rope, rows: rows, heads: c.heads)
+        ropeForward(x: w.k.data, positions: positions, table: rope, rows: rows, heads: c.kvHeads)
+        if let cache {
+            cache.keys[l].data.update(from: w.k.data, count: rows * c.kvDim)
+            cache.values[l].data.update(from: w.v.data, count: rows * c.kvDim)
+        }
+        attentionForward(out: w.attention.data, probs: w.probs.data, q: w.q.data, k: w.k.data, v: w.v.data, shape: shape)
+        project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
+
+        // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+        rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+        project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
+        project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
+        swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * layer.activeFFN)
+        project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
+    }
+
+    /// The residual stream entering each layer, and after the last: `layers + 1` tensors of
+    /// (batch·seq, dim). What a rank-importance pass resumes from (ALoRA): only the layers from a
+    /// module's own need running again.
+    public func residualStreams(tokens: [Int32], batch: Int, seq: Int, workspace: ForwardWorkspace? = nil) -> [Tensor] {
+        let c = config
+        let w = (workspace?.batch == batch && workspace?.seq == seq) ? workspace! : ForwardWorkspace(config: c, batch: batch, seq: seq)
+        let rows = batch * seq
+        let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        tokens.withUnsafeBufferPointer {
+            embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
+        }
+        var streams = [w.x.copy()]
+        w.positions.withUnsafeBufferPointer { positions in
+            for l in layers.indices {
+                layerForward(l, w: w, positions: positions.baseAddress!, shape: shape, rows: rows, cache: nil)
+                streams.append(w.x.copy())
+            }
+        }
+        return streams
+    }
+
+    /// Logits from the residual stream entering layer `start` (as `residualStreams` gives it):
+    /// the layers from `start` on, then the head. Equal to a whole forward when the earlier
+    /// layers are as they were when the stream was taken.
+    public func forward(fromLayer start: Int, residual: Tensor, batch: Int, seq: Int, logits scope: LogitsScope,
+                        workspace: ForwardWorkspace? = nil) -> Tensor {
+        let c = config
+        let w = (workspace?.batch == batch && workspace?.seq == seq) ? workspace! : ForwardWorkspace(config: c, batch: batch, seq: seq)
+        let rows = batch * seq
+        precondition(residual.count == rows * c.dim && (0...layers.count).contains(start), "a residual of \(residual.shape) from layer \(start)")
+        let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        w.x.data.update(from: residual.data, count: rows * c.dim)
+        w.positions.withUnsafeBufferPointer { positions in
+            for l in start..<layers.count {
+                layerForward(l, w: w, positions: positions.baseAddress!, shape: shape, rows: rows, cache: nil)
+            }
+        }
         return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn, workspace: w)
     }
 

@@ -21,7 +21,7 @@ extension Session {
     /// Takes the current adapters (and any elastic state) off the model, then installs new ones.
     /// Callers validate first; should `make` still fail, the old adapters and state go back on,
     /// so the session never ends up with none.
-    private func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
+    func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
         let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.layers.map(\.activeFFN))
         lora?.detach(from: model)
         lora = nil
