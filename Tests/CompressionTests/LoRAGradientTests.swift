@@ -34,6 +34,59 @@ final class LoRAGradientTests: XCTestCase {
         XCTAssertGreaterThan(assertAdapterGradientsMatch(lora, every: 5, loss: meanLoss), 100)
     }
 
+    /// Rank gates (ALoRA): with some ranks closed, the gradients still match finite differences,
+    /// and a closed rank's A row and B column get none.
+    func testGatedAdapterGradientsMatchFiniteDifferences() throws {
+        let model = LlamaModel.random(config: config, seed: 12)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 3, alpha: 6, targets: [.q, .v, .up, .down]), seed: 5)
+        var rng = SeededGenerator(seed: 6)
+        for (_, _, adapter) in lora.ordered {
+            rng.fillNormal(adapter.b, std: 0.3)
+            adapter.setGates([1, 0, 1])
+        }
+        let (batch, seq) = (2, 5)
+        let tokens: [Int32] = (0..<(batch * seq)).map { Int32(($0 * 41 + 7) % 256) }
+        let targets: [Int32] = (0..<(batch * seq)).map { Int32(($0 * 29 + 3) % 256) }
+        let workspace = TrainingWorkspace(config: config, batch: batch, seq: seq)
+        lora.zeroGradients()
+        _ = model.trainingStep(tokens: tokens, targets: targets, workspace: workspace)
+        for (_, _, adapter) in lora.ordered {
+            XCTAssertTrue((0..<adapter.inFeatures).allSatisfy { adapter.gradA[1 * adapter.inFeatures + $0] == 0 }, "closed rank: no gradient in A")
+            XCTAssertTrue((0..<adapter.outFeatures).allSatisfy { adapter.gradB[$0 * 3 + 1] == 0 }, "closed rank: no gradient in B")
+        }
+        func meanLoss() -> Double {
+            let (s, c) = model.loss(tokens: tokens, targets: targets, batch: batch, seq: seq)
+            return s / Double(c)
+        }
+        XCTAssertGreaterThan(assertAdapterGradientsMatch(lora, every: 4, loss: meanLoss), 50)
+    }
+
+    /// A closed gate removes exactly its rank: the same output as an adapter without that rank.
+    func testClosedGateEqualsARankRemovedAndMergeFollowsTheGates() throws {
+        let model = LlamaModel.random(config: config, seed: 13)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 2, alpha: 4, targets: [.q]), seed: 7)
+        var rng = SeededGenerator(seed: 8)
+        for (_, _, adapter) in lora.ordered { rng.fillNormal(adapter.b, std: 0.5) }
+        let tokens: [Int32] = [5, 9, 77, 3]
+        let gated = { () -> [Float] in
+            for (_, _, a) in lora.ordered { a.setGates([1, 0]) }
+            return model.forward(tokens: tokens, batch: 1, seq: 4, logits: .all).array
+        }()
+        for (_, _, a) in lora.ordered {
+            a.setGates(nil)
+            for row in 0..<a.outFeatures { a.b[row * 2 + 1] = 0 }   // rank 1 removed by hand
+        }
+        let removed = model.forward(tokens: tokens, batch: 1, seq: 4, logits: .all).array
+        XCTAssertEqual(zip(gated, removed).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
+        // Merging a gated adapter folds only its open ranks.
+        for (_, _, a) in lora.ordered { rng.fillNormal(a.b, std: 0.5); a.setGates([0, 1]) }
+        let unmerged = model.forward(tokens: tokens, batch: 1, seq: 4, logits: .all).array
+        lora.merge(into: model)
+        let merged = model.forward(tokens: tokens, batch: 1, seq: 4, logits: .all).array
+        XCTAssertEqual(zip(unmerged, merged).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-4)
+        lora.unmerge(from: model)
+    }
+
     /// Central differences of `loss` against the adapters' accumulated gradients, at every
     /// `every`-th element of each A and B; returns how many elements were checked.
     private func assertAdapterGradientsMatch(_ lora: LoRASet, every: Int, loss: () -> Double,
