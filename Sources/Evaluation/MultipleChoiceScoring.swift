@@ -65,20 +65,25 @@ public enum MultipleChoiceScoring {
         }
         let seq = max(1, rows.map(\.tokens.count).max() ?? 1)
         let pad = model.tokenizer.eosID ?? 0
-        var tokens = [Int32](), targets = [Int32]()
-        for row in rows {
+        var tokens = [Int32](), scored = [Int](), targets = [Int32](), owner = [Int]()
+        for (i, row) in rows.enumerated() {
             tokens += row.tokens + [Int32](repeating: pad, count: seq - row.tokens.count)
-            // Position j predicts token j + 1: only the choice's tokens are scored.
-            var t = [Int32](repeating: -1, count: seq)
-            for j in max(0, row.scoredFrom - 1)..<max(0, row.tokens.count - 1) { t[j] = row.tokens[j + 1] }
-            targets += t
+            // Position j predicts token j + 1: only the positions before the choice's tokens get logits.
+            for j in max(0, row.scoredFrom - 1)..<max(0, row.tokens.count - 1) {
+                scored.append(i * seq + j)
+                targets.append(row.tokens[j + 1])
+                owner.append(i)
+            }
         }
-        let logits = model.forward(tokens: tokens, batch: rows.count, seq: seq, logits: .all)
-        let losses = Tensor(zeros: [rows.count * seq])
+        var sums = [Double](repeating: 0, count: rows.count)
+        guard !scored.isEmpty else { return sums }
+        let logits = model.forward(tokens: tokens, batch: rows.count, seq: seq, logits: .rows(scored))
+        let losses = Tensor(zeros: [scored.count])
         _ = targets.withUnsafeBufferPointer {
-            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: rows.count * seq, vocab: model.config.vocabSize)
+            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: scored.count, vocab: model.config.vocabSize)
         }
-        return (0..<rows.count).map { i in -(0..<seq).reduce(0.0) { $0 + Double(losses[i * seq + $1]) } }
+        for (k, i) in owner.enumerated() { sums[i] -= Double(losses[k]) }
+        return sums
     }
 
     /// Scores the tasks in order. An interrupt stops between examples and returns what was scored

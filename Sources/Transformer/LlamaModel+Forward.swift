@@ -1,9 +1,11 @@
 import Foundation
 import Tensors
 
-/// Which positions get logits: all of them (perplexity, training) or each sequence's last
-/// (generation, next-token questions).
-public enum LogitsScope: Sendable { case all, last }
+/// Which positions get logits: all of them (perplexity, training), each sequence's last
+/// (generation, next-token questions), or chosen rows of the batch·seq positions (scoring a
+/// multiple-choice answer needs only the positions before its tokens: the output head, the
+/// largest product of a small model, then runs on those alone).
+public enum LogitsScope: Sendable, Hashable { case all, last, rows([Int]) }
 
 /// Activation buffers for one batch shape, reused across forward passes.
 public final class ForwardWorkspace {
@@ -169,9 +171,19 @@ extension LlamaModel {
                 rmsNormForward(out: scratch.data + b * c.dim, rstd: nil, input: x.data + (b * seq + seq - 1) * c.dim,
                                weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
             }
+        case .rows(let chosen):
+            precondition(chosen.count <= rows && chosen.allSatisfy { (0..<rows).contains($0) }, "rows \(chosen) of \(rows)")
+            selected = chosen.count
+            for (k, row) in chosen.enumerated() {
+                rmsNormForward(out: scratch.data + k * c.dim, rstd: nil, input: x.data + row * c.dim,
+                               weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
+            }
         }
         let logits: Tensor
-        if let workspace {
+        if case .rows = scope {
+            // Row choices vary from call to call: not kept in the workspace.
+            logits = Tensor(uninitialized: [max(1, selected), c.vocabSize])
+        } else if let workspace {
             logits = workspace.logits[scope] ?? Tensor(uninitialized: [selected, c.vocabSize])
             workspace.logits[scope] = logits
         } else {
