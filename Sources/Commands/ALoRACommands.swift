@@ -143,8 +143,9 @@ extension CommandTable {
     static func roundsTable(_ run: ALoRARun, layers: Int) -> MimeBundle {
         let rows = run.rounds.map { entry -> [String] in
             let cost = entry.importance.map {
-                String(format: "%d passes, %.1f s; %d layers run (%.2f× fewer than whole passes)", $0.passes, $0.seconds, $0.layersRun,
-                       Double($0.layersWithoutCache) / Double(max(1, $0.layersRun)))
+                String(format: "%d passes in %.1f s; without the cached residual streams ≈ %.1f s (%d × a whole pass of %.3f s): %.2f× saved; %d of %d layers run",
+                       $0.passes, $0.seconds, Double($0.passes) * $0.wholePassSeconds, $0.passes, $0.wholePassSeconds,
+                       Double($0.passes) * $0.wholePassSeconds / max(1e-9, $0.seconds), $0.layersRun, $0.layersWithoutCache)
             } ?? "—"
             return [entry.round == 0 ? "warm-up" : String(entry.round), entry.validationLoss.map { String(format: "%.4f", $0) } ?? "—",
                     moveSummary(entry), cost]

@@ -72,6 +72,9 @@ public enum ALoRA {
         /// Layers run, and what whole forward passes from the embedding would have run.
         public var layersRun: Int
         public var layersWithoutCache: Int
+        /// One whole forward pass of the batch from the embedding (the best of three, measured):
+        /// `passes` of them are what scoring would cost without the cached residual streams.
+        public var wholePassSeconds: Double = 0
 
         /// The mean score of a module's open ranks.
         public func meanScore(_ m: Module) -> Double {
@@ -101,6 +104,13 @@ public enum ALoRA {
         let workspace = ForwardWorkspace(config: model.config, batch: batch, seq: seq)
         let saved = model.layers.map(\.adapters)
         defer { for (layer, adapters) in zip(model.layers, saved) { layer.adapters = adapters } }
+        // What one rank's pass would cost without the cache: a whole forward, timed.
+        var wholePass = Double.infinity
+        for _ in 0..<3 {
+            let t0 = Date()
+            _ = model.forward(tokens: tokens, batch: batch, seq: seq, logits: .all, workspace: workspace)
+            wholePass = min(wholePass, Date().timeIntervalSince(t0))
+        }
         let full = model.residualStreams(tokens: tokens, batch: batch, seq: seq, workspace: workspace)
         for layer in model.layers { layer.adapters = [:] }
         let base = model.residualStreams(tokens: tokens, batch: batch, seq: seq, workspace: workspace)
@@ -142,7 +152,7 @@ public enum ALoRA {
             scores[Module(layer: l, projection: p)] = moduleScores
         }
         return Importance(scores: scores, passes: passes, seconds: Date().timeIntervalSince(started), layersRun: layersRun,
-                          layersWithoutCache: passes * model.layers.count)
+                          layersWithoutCache: passes * model.layers.count, wholePassSeconds: wholePass)
     }
 
     /// A round's changes: the ranks closed, and the modules that got fresh ones.
