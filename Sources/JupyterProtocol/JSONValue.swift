@@ -108,9 +108,9 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
-    /// Parses UTF-8 JSON bytes.
+    /// Parses UTF-8 JSON bytes (`JSONParser`: linear in the size, nesting limited).
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONParser.parse(data)
     }
 
     /// Serializes to compact UTF-8 JSON with sorted keys (stable bytes make signatures reproducible

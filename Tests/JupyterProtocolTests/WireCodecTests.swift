@@ -88,3 +88,28 @@ final class WireCodecTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse(Data("[1, 1.5, true, \"é\"]".utf8)), [1, 1.5, true, "é"])
     }
 }
+
+final class JSONParserTests: XCTestCase {
+    func testValuesEscapesNumbersAndErrors() throws {
+        let text = #"{"a": [1, -2, 3.5, 1e3, true, false, null], "s": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "big": 123456789012345678901, "e": {}}"#
+        let value = try JSONValue.parse(Data(text.utf8))
+        XCTAssertEqual(value["a"], .array([.int(1), .int(-2), .double(3.5), .double(1000), .bool(true), .bool(false), .null]))
+        XCTAssertEqual(value["s"], .string("q\"\\/\u{8}\u{c}\n\r\té😀"))
+        XCTAssertEqual(value["big"], .double(123456789012345678901), "integers beyond Int become doubles")
+        XCTAssertEqual(value["e"], .object([:]))
+        // The serializer's output parses back to the same value.
+        XCTAssertEqual(try JSONValue.parse(value.serialized()), value)
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\ud800\"", "\"\u{1}\"", "nul", "[1] x", "{\"a\":1,}", "-", "\"\\x\""] {
+            XCTAssertThrowsError(try JSONValue.parse(Data(bad.utf8)), bad)
+        }
+        XCTAssertThrowsError(try JSONValue.parse(Data([0x22, 0xFF, 0x22])), "invalid UTF-8")
+    }
+
+    func testDeepNestingIsLinearAndBounded() throws {
+        // 500 levels parse (the limit is 512); deeper is refused rather than recursing on.
+        let deep = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+        XCTAssertNoThrow(try JSONValue.parse(Data(deep.utf8)))
+        let tooDeep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        XCTAssertThrowsError(try JSONValue.parse(Data(tooDeep.utf8))) { XCTAssertTrue("\($0)".contains("nested deeper"), "\($0)") }
+    }
+}
