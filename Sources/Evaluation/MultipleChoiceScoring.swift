@@ -53,10 +53,48 @@ public enum MultipleChoiceScoring {
         return tokens.isEmpty ? [tokenizer.bosID ?? tokenizer.eosID ?? 0] : tokens
     }
 
-    /// Log-likelihood of each choice after the prompt, from one forward pass that batches the
-    /// choices: row i is prompt + choice i, padded at the end (causal attention: padding after a
-    /// row's last token changes nothing before it). Prompts longer than the context keep their end.
+    /// Log-likelihood of each choice after the prompt. The prompt runs once (its keys and values
+    /// cached); the choices then run as one batch of continuations over it, so a question with
+    /// seven choices costs one prompt and seven short continuations, not seven prompts.
+    /// log p(c₀ | prompt) comes from the prompt's last position, log p(cₜ₊₁ | prompt, c≤ₜ) from
+    /// continuation row t. Prompts that do not fit the context with the choice take the batched
+    /// path below, which keeps the prompt's end.
     public static func logLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [Double] {
+        let longest = choices.map(\.count).max() ?? 0
+        guard !prompt.isEmpty, prompt.count + longest <= model.config.contextLength, choices.allSatisfy({ !$0.isEmpty }) else {
+            return batchedLogLikelihoods(model: model, prompt: prompt, choices: choices)
+        }
+        let vocab = model.config.vocabSize
+        let cache = KVCache(config: model.config, capacity: prompt.count)
+        let last = model.forward(tokens: prompt, batch: 1, seq: prompt.count, logits: .last, cache: cache)
+        // First tokens: from the prompt's last logits, one row shared by every choice.
+        let lse = Double(logSumExp(last.data, vocab))
+        var sums = choices.map { Double(last[Int($0[0])]) - lse }
+        let seq = longest - 1
+        guard seq > 0 else { return sums }
+        var tokens = [Int32](), scored = [Int](), targets = [Int32](), owner = [Int]()
+        for (i, choice) in choices.enumerated() {
+            tokens += Array(choice.prefix(seq)) + [Int32](repeating: choice[0], count: seq - min(seq, choice.count))
+            for t in 0..<(choice.count - 1) {
+                scored.append(i * seq + t)
+                targets.append(choice[t + 1])
+                owner.append(i)
+            }
+        }
+        guard !scored.isEmpty else { return sums }
+        let logits = model.forwardContinuations(tokens: tokens, batch: choices.count, seq: seq, cache: cache, logits: .rows(scored))
+        let losses = Tensor(zeros: [scored.count])
+        _ = targets.withUnsafeBufferPointer {
+            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: scored.count, vocab: vocab)
+        }
+        for (k, i) in owner.enumerated() { sums[i] -= Double(losses[k]) }
+        return sums
+    }
+
+    /// Every choice as its own row, prompt + choice, padded at the end (causal attention: padding
+    /// after a row's last token changes nothing before it). Prompts longer than the context keep
+    /// their end. The reference the cached path is checked against.
+    static func batchedLogLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [Double] {
         let context = model.config.contextLength
         let rows = choices.map { choice -> (tokens: [Int32], scoredFrom: Int) in
             let kept = Array(choice.prefix(context - 1))

@@ -47,6 +47,19 @@ final class MultipleChoiceTests: XCTestCase {
         XCTAssertEqual(clipped[0], bruteForce(prompt: Array(long.suffix(64 - choices[2].count)), choice: choices[2]), accuracy: 1e-3)
     }
 
+    /// The prompt computed once with its keys and values cached, the choices as continuations
+    /// over it, against every choice run whole with the prompt (different shapes: a tolerance).
+    func testCachedPromptContinuationsMatchWholeRows() {
+        let prompt = model.tokenizer.encode("\nQ: Which is heavier?\nA: ")
+        let choices = ["lead", "a feather", "x", "both weigh the same"].map { model.tokenizer.encode($0) }
+        let cached = MultipleChoiceScoring.logLikelihoods(model: model, prompt: prompt, choices: choices)
+        let whole = MultipleChoiceScoring.batchedLogLikelihoods(model: model, prompt: prompt, choices: choices)
+        for i in choices.indices {
+            XCTAssertEqual(cached[i], whole[i], accuracy: 1e-3, "choice \(i)")
+            XCTAssertEqual(cached[i], bruteForce(prompt: prompt, choice: choices[i]), accuracy: 1e-3, "choice \(i)")
+        }
+    }
+
     func testBigBenchPromptsDefaultsOverridesAndChoiceOrder() throws {
         // numpy.random.RandomState(42).permutation of the sorted choices.
         XCTAssertEqual(PromptFormat.listedOrder(["a", "b"]), ["b", "a"])

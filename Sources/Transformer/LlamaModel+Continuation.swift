@@ -1,0 +1,42 @@
+import Foundation
+import Tensors
+
+extension LlamaModel {
+    /// Logits for `batch` continuations of one shared prefix whose keys and values are in `cache`
+    /// (a batch-1 `forward` with that cache computed the prefix once). Continuation row (b, i) sits
+    /// at position `cache.length + i` and attends to the whole prefix and to its own positions 0…i.
+    /// The cache is read, not extended, so the same prefix serves any number of calls.
+    public func forwardContinuations(tokens: [Int32], batch: Int, seq: Int, cache: KVCache, logits scope: LogitsScope) -> Tensor {
+        let c = config
+        let prefix = cache.length
+        precondition(tokens.count == batch * seq && prefix + seq <= c.contextLength, "\(batch) × \(seq) tokens after \(prefix)")
+        let rows = batch * seq
+        let w = ForwardWorkspace(config: c, batch: batch, seq: seq)
+        let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        let positions = (0..<rows).map { Int32(prefix + $0 % seq) }
+        tokens.withUnsafeBufferPointer {
+            embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
+        }
+        positions.withUnsafeBufferPointer { positions in
+            for (l, layer) in layers.enumerated() {
+                // Attention over [prefix; own positions ≤ i]: x += Wo · attend(rope(Wq·n(x)), …)
+                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+                project(layer, .q, input: w.xn.data, out: w.q.data, rows: rows)
+                project(layer, .k, input: w.xn.data, out: w.k.data, rows: rows)
+                project(layer, .v, input: w.xn.data, out: w.v.data, rows: rows)
+                ropeForward(x: w.q.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.heads)
+                ropeForward(x: w.k.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.kvHeads)
+                prefixAttentionForward(out: w.attention.data, q: w.q.data, k: w.k.data, v: w.v.data,
+                                       prefixK: cache.keys[l].data, prefixV: cache.values[l].data, prefix: prefix, shape: shape)
+                project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
+                // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
+                project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
+                project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
+                swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * layer.activeFFN)
+                project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
+            }
+        }
+        return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn)
+    }
+}
