@@ -23,6 +23,15 @@ extension Kernel {
         }
     }
 
+    /// An execute of the failed cell's session, sent (by its own date) before the failure's reply
+    /// went out, and reaching the worker within a few seconds of it. The window keeps a client
+    /// whose clock runs behind from having later, deliberate requests aborted.
+    private func sentBeforeAFailure(_ request: Message) -> Bool {
+        guard let (session, failedAt) = abortSentBefore, request.header.session == session,
+              Date().timeIntervalSince(failedAt) < 2, let sent = request.header.date else { return false }
+        return sent < failedAt
+    }
+
     private func reply(_ request: Message, _ type: String, _ content: JSONValue) {
         outbox.send(type, content: content, on: .shell, parent: request)
     }
@@ -35,7 +44,7 @@ extension Kernel {
         let allowStdin = content["allow_stdin"]?.boolValue ?? false
         let stopOnError = content["stop_on_error"]?.boolValue ?? true
 
-        if sequence <= abortThrough {
+        if sequence <= abortThrough || sentBeforeAFailure(request) {
             // Queued behind a cell that failed: do not run it.
             reply(request, "execute_reply", ["status": "aborted", "execution_count": .int(executionCount)])
             return
@@ -77,6 +86,7 @@ extension Kernel {
                 // on the wire: give them a moment to arrive, then abort everything that has.
                 Thread.sleep(forTimeInterval: stopOnErrorGrace)
                 abortThrough = latestArrivalSequence()
+                abortSentBefore = (request.header.session, Date())
             }
             reply(request, "execute_reply", replyContent)
         }

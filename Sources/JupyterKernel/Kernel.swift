@@ -27,6 +27,10 @@ public final class Kernel {
     var history = ExecutionHistory()
     /// Executes that arrived at or before this sequence number are aborted (stop_on_error).
     var abortThrough = 0
+    /// After a failure with stop_on_error: its session and when its error reply went out. Executes
+    /// of that session whose header says they were sent before then were sent without the client
+    /// having seen the error ("Run all"); they are aborted however late a busy machine delivers them.
+    var abortSentBefore: (session: String, date: Date)?
     private let arrivalLock = NSLock()
     private var latestArrival = 0
     private let executionLock = NSLock()

@@ -125,6 +125,26 @@ final class KernelFlowTests: XCTestCase {
         XCTAssertEqual(client.execute("result after").0?.content["status"], "ok")
     }
 
+    /// A request the client sent before the failure was answered is aborted even when a busy
+    /// machine delivers it after the grace: its own date says when it was sent.
+    func testStopOnErrorAbortsRequestsSentBeforeTheFailureWhateverTheirDelay() {
+        let sentEarly = Date()
+        XCTAssertEqual(client.execute("fail").0?.content["status"], "error")
+        // Delivered only now, long after the grace, but dated before the error reply.
+        _ = client.send("execute_request", ["code": "print late", "stop_on_error": true], date: sentEarly)
+        XCTAssertEqual(client.receive(on: .shell)?.content["status"], "aborted")
+        XCTAssertEqual(client.execute("print after").0?.content["status"], "ok", "sent after the error reply: runs")
+    }
+
+    func testHeaderDatesParseInJupyterClientsForms() throws {
+        let date = try XCTUnwrap(MessageHeader.parseISODate("2026-12-01T02:25:32.123456Z"))
+        XCTAssertEqual(date.timeIntervalSince1970, 1_796_091_932.123456, accuracy: 1e-5)
+        XCTAssertEqual(MessageHeader.parseISODate("2026-12-01T03:25:32.123456+01:00")!.timeIntervalSince1970, date.timeIntervalSince1970, accuracy: 1e-5)
+        XCTAssertEqual(MessageHeader.parseISODate("2026-12-01T02:25:32")!.timeIntervalSince1970, 1_796_091_932, accuracy: 1e-6)
+        XCTAssertEqual(MessageHeader.parseISODate(MessageHeader.isoDate(date))!.timeIntervalSince1970, date.timeIntervalSince1970, accuracy: 1e-5)
+        for bad in ["", "yesterday", "2026-12-01", "2026-12-01T02:25:32.1Zjunk"] { XCTAssertNil(MessageHeader.parseISODate(bad), bad) }
+    }
+
     func testAnInterruptWhileIdleDoesNotCancelTheNextCell() {
         client.send("interrupt_request", on: .control)
         XCTAssertEqual(client.receive(on: .control)?.msgType, "interrupt_reply")

@@ -86,8 +86,8 @@ final class TestClient {
 
     /// Sends a request and returns its header.
     @discardableResult
-    func send(_ type: String, _ content: JSONValue = .emptyObject, on channel: Channel = .shell) -> MessageHeader {
-        let header = MessageHeader(msgType: type, session: session)
+    func send(_ type: String, _ content: JSONValue = .emptyObject, on channel: Channel = .shell, date: Date = Date()) -> MessageHeader {
+        let header = MessageHeader(msgType: type, session: session, date: date)
         transport.deliver(codec.encode(Message(identities: [identity], header: header, content: content)), on: channel)
         return header
     }
