@@ -62,9 +62,14 @@ public struct PromptFormat: Sendable, Equatable {
         10: [8, 1, 5, 0, 7, 2, 9, 4, 3, 6],
     ]
 
+    /// Python's string order: by Unicode code point.
+    static func codePointOrder(_ a: String, _ b: String) -> Bool {
+        a.unicodeScalars.map(\.value).lexicographicallyPrecedes(b.unicodeScalars.map(\.value))
+    }
+
     /// Choices in the order they are listed in the prompt.
     public static func listedOrder(_ choices: [String]) -> [String] {
-        let sorted = choices.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) }
+        let sorted = choices.sorted(by: codePointOrder)
         guard let permutation = bigBenchPermutations[sorted.count] else { return sorted }
         return permutation.map { sorted[$0] }
     }
@@ -152,7 +157,7 @@ public struct MultipleChoiceTask: Sendable {
             guard let input = raw["input"] as? String, let scores = raw["target_scores"] as? [String: Any] else { continue }
             // Choices sorted by code point: Foundation's parser does not keep the file's key order,
             // and the order only matters for ties (the first of the tied choices wins).
-            let keys = scores.keys.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) }
+            let keys = scores.keys.sorted(by: PromptFormat.codePointOrder)
             let values = keys.compactMap { (scores[$0] as? NSNumber)?.doubleValue }
             guard values.count == keys.count, keys.count >= 2 else { continue }
             let target = raw["target"] as? String ?? (raw["target"] as? [String])?.first

@@ -29,12 +29,7 @@ extension LlamaModel {
                 prefixAttentionForward(out: w.attention.data, q: w.q.data, k: w.k.data, v: w.v.data,
                                        prefixK: cache.keys[l].data, prefixV: cache.values[l].data, prefix: prefix, shape: shape)
                 project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
-                // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
-                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
-                project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
-                swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * layer.activeFFN)
-                project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
+                mlpForward(layer, w: w, rows: rows)
             }
         }
         return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn)

@@ -96,7 +96,13 @@ extension LlamaModel {
         attentionForward(out: w.attention.data, probs: w.probs.data, q: w.q.data, k: w.k.data, v: w.v.data, shape: shape)
         project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
 
-        // MLP: x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+        mlpForward(layer, w: w, rows: rows)
+    }
+
+    /// The MLP block on the workspace's residual stream, in place:
+    /// x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+    func mlpForward(_ layer: LlamaLayer, w: ForwardWorkspace, rows: Int) {
+        let c = config
         rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
         project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
         project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
