@@ -11,8 +11,9 @@ extension CommandTable {
                     + "trains `warmup_steps`, then each round scores every open rank r on one fixed validation batch, "
                     + "CS(r) = CE(M without r) − CE(base + only r), closes the `prune` lowest and opens as many fresh ranks "
                     + "(initialised as LoRA's) in the modules that lost none, the highest mean importance first, then trains "
-                    + "`round_steps`. Scoring reuses the residual stream entering each layer, so a rank's two passes run only "
-                    + "the layers from its module's on. One display shows the rank heat map (layers × modules), the importance "
+                    + "`round_steps`. Scoring reuses the residual stream entering each layer, so a rank's two evaluations run only "
+                    + "the layers from its module's on, and runs the ranks of one module together: one copy of the batch per rank "
+                    + "in one batched pass (`score_batch` ranks per pass at most). One display shows the rank heat map (layers × modules), the importance "
                     + "distribution and progress, updated in place. Training reads `data examples` (or the text), as `train` "
                     + "does. Interrupt keeps the allocation reached and what was trained.",
                 arguments: [
@@ -23,6 +24,7 @@ extension CommandTable {
                     .option("round_steps", .integer(0...1_000_000), default: "25", help: "training steps after each round"),
                     .option("val_batch", .integer(1...256), default: "4", help: "sequences in the fixed scoring batch"),
                     .option("val_seq", .integer(2...8192), default: "64", help: "tokens per scoring sequence"),
+                    .option("score_batch", .integer(1...1024), help: "ranks scored per batched pass (default: as many as fit 4096 rows)"),
                     .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), default: "all", help: "projections to adapt"),
                     .option("alpha", .number(0...100_000), help: "LoRA alpha (default 2 × budget; the scale alpha / budget stays fixed)"),
                     .option("capacity", .integer(1...1024), help: "largest rank one module may reach (default 2 × budget)"),
@@ -99,6 +101,7 @@ extension CommandTable {
             run = try session.alora(p, rounds: rounds, prune: arguments.integer("prune"),
                                     warmup: training(arguments.integer("warmup_steps")!), roundTraining: training(arguments.integer("round_steps")!),
                                     validationBatch: arguments.integer("val_batch")!, validationSeq: arguments.integer("val_seq")!,
+                                    ranksPerPass: arguments.integer("score_batch"),
                                     split: arguments.text("split"), validationSplit: arguments.text("val_split"),
                                     onTraining: { event in
                                         status = (round == 0 ? "warm-up" : "round \(round)") + ": training step \(event.step)"
@@ -143,9 +146,9 @@ extension CommandTable {
     static func roundsTable(_ run: ALoRARun, layers: Int) -> MimeBundle {
         let rows = run.rounds.map { entry -> [String] in
             let cost = entry.importance.map {
-                String(format: "%d passes in %.1f s; without the cached residual streams ≈ %.1f s (%d × a whole pass of %.3f s): %.2f× saved; %d of %d layers run",
-                       $0.passes, $0.seconds, Double($0.passes) * $0.wholePassSeconds, $0.passes, $0.wholePassSeconds,
-                       Double($0.passes) * $0.wholePassSeconds / max(1e-9, $0.seconds), $0.layersRun, $0.layersWithoutCache)
+                String(format: "%d ranks in %d batched passes, %.1f s; as two whole passes per rank ≈ %.1f s (%d × %.3f s): %.2f× saved; %d of %d layers run",
+                       $0.ranksScored, $0.passes, $0.seconds, $0.secondsWithoutCache, 2 * $0.ranksScored, $0.wholePassSeconds,
+                       $0.secondsWithoutCache / max(1e-9, $0.seconds), $0.layersRun, $0.layersWithoutCache)
             } ?? "—"
             return [entry.round == 0 ? "warm-up" : String(entry.round), entry.validationLoss.map { String(format: "%.4f", $0) } ?? "—",
                     moveSummary(entry), cost]

@@ -24,15 +24,21 @@ extension CommandTable {
         },
 
         Command("lora merge", summary: "Fold the adapters into the frozen weights (W += s·B·A); undo with `lora unmerge`") { _, context in
-            let set = try context.session.requireLoRA()
-            set.merge(into: try context.session.requireModel())
-            return MimeBundle(plain: "merged \(set.ordered.count) adapters into the weights; the model now runs without them")
+            let merged = try context.session.mergeAdapters()
+            var text = "merged \(merged.merged) adapters into the weights; the model now runs without them"
+            if merged.zerosAfter < merged.zerosBefore {
+                // A dense B·A fills a sparse base's zeros: Shears keeps adapters unmerged for this reason.
+                text += String(format: "\nwarning: the merge densified the sparse base: zeros %.2f %% → %.2f %% of the projections' weights (",
+                               100 * Double(merged.zerosBefore) / Double(merged.entries), 100 * Double(merged.zerosAfter) / Double(merged.entries))
+                    + formatCount(Double(merged.zerosBefore - merged.zerosAfter)) + " zeros filled). `lora unmerge` restores the sparsity; "
+                    + "`lora ... sparse=yes` (SparsePEFT) merges without losing it."
+            }
+            return MimeBundle(plain: text)
         },
 
         Command("lora unmerge", summary: "Take merged adapters back out of the weights (W −= s·B·A)") { _, context in
-            let set = try context.session.requireLoRA()
-            set.unmerge(from: try context.session.requireModel())
-            return MimeBundle(plain: "unmerged \(set.ordered.count) adapters; they are trainable again")
+            let count = try context.session.unmergeAdapters()
+            return MimeBundle(plain: "unmerged \(count) adapters; they are trainable again")
         },
 
         Command("train", summary: "Fine-tune the adapters, with a live loss curve (interrupt keeps what was trained)",

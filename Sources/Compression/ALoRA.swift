@@ -66,15 +66,21 @@ public enum ALoRA {
     public struct Importance: Sendable {
         /// Score of every open rank, by module: (storage index, CS).
         public var scores: [Module: [(rank: Int, score: Double)]]
-        /// Partial forward passes run (two per rank).
+        /// Batched partial forward passes run: each carries one copy of the batch per rank.
         public var passes: Int
+        /// Ranks scored; each needs two evaluations (M \ r and M_r), 2 × this unbatched passes.
+        public var ranksScored: Int = 0
         public var seconds: Double
-        /// Layers run, and what whole forward passes from the embedding would have run.
+        /// Layers run per copy of the batch, and what whole forward passes from the embedding
+        /// (two per rank) would have run.
         public var layersRun: Int
         public var layersWithoutCache: Int
         /// One whole forward pass of the batch from the embedding (the best of three, measured):
-        /// `passes` of them are what scoring would cost without the cached residual streams.
+        /// two per rank are what scoring would cost without the cache and the batching.
         public var wholePassSeconds: Double = 0
+
+        /// Seconds two whole forwards per rank would take.
+        public var secondsWithoutCache: Double { Double(2 * ranksScored) * wholePassSeconds }
 
         /// The mean score of a module's open ranks.
         public func meanScore(_ m: Module) -> Double {
@@ -83,28 +89,29 @@ public enum ALoRA {
         }
     }
 
-    /// Mean next-token cross-entropy of logits (rows, vocab) against targets (−1: not counted).
-    static func meanCrossEntropy(_ logits: Tensor, targets: [Int32], vocab: Int) -> Double {
-        let losses = Tensor(zeros: [targets.count])
-        let counted = targets.withUnsafeBufferPointer {
-            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: targets.count, vocab: vocab)
-        }
-        return (0..<targets.count).reduce(0.0) { $0 + Double(losses[$1]) } / Double(max(1, counted))
-    }
+    /// Rows one batched scoring pass may carry by default: the ranks of a module at the
+    /// defaults (capacity 16, 4 × 64 tokens) in one pass, activations of tens of MB.
+    public static let rowsPerScoringPass = 4096
 
     /// AB-LoRA importance of every open rank on one fixed batch. The residual streams entering
     /// each layer are computed once for the whole network (for M \ r) and once for the base model
-    /// (for M_r); each rank's two passes then run only the layers from its module's on.
-    /// The adapters are exactly as they were afterwards, also when cancelled.
+    /// (for M_r), so a rank's evaluations run only the layers from its module's on; and the ranks
+    /// of one module run together, one copy of the batch per rank in one batched pass whose
+    /// adapter gates each copy differently (`ranksPerPass` copies at most, by default as many as
+    /// fit `rowsPerScoringPass` rows). The adapters are exactly as they were afterwards, also
+    /// when cancelled.
     public static func importance(model: LlamaModel, set: LoRASet, tokens: [Int32], targets: [Int32], batch: Int, seq: Int,
+                                  ranksPerPass: Int? = nil,
                                   cancellation: CancellationToken? = nil,
                                   progress: ((Int, Int) -> Void)? = nil) throws -> Importance {
         let started = Date()
-        let vocab = model.config.vocabSize
+        let dim = model.config.dim
+        let copyRows = batch * seq
+        let perPass = max(1, ranksPerPass ?? rowsPerScoringPass / copyRows)
         let workspace = ForwardWorkspace(config: model.config, batch: batch, seq: seq)
         let saved = model.layers.map(\.adapters)
         defer { for (layer, adapters) in zip(model.layers, saved) { layer.adapters = adapters } }
-        // What one rank's pass would cost without the cache: a whole forward, timed.
+        // What one evaluation would cost without the cache: a whole forward, timed.
         var wholePass = Double.infinity
         for _ in 0..<3 {
             let t0 = Date()
@@ -116,6 +123,23 @@ public enum ALoRA {
         let base = model.residualStreams(tokens: tokens, batch: batch, seq: seq, workspace: workspace)
         for (layer, adapters) in zip(model.layers, saved) { layer.adapters = adapters }
 
+        // One batched pass from layer l: copy g of the batch runs with `groups[g]` as the
+        // adapter's gates. Returns each copy's mean cross-entropy.
+        var workspaces = [Int: ForwardWorkspace]()
+        func meanLosses(from l: Int, residual: Tensor, adapter: LoRAAdapter, groups: [[Float]]) throws -> [Double] {
+            let k = groups.count
+            let w = workspaces[k] ?? ForwardWorkspace(config: model.config, batch: k * batch, seq: seq)
+            workspaces[k] = w
+            let stacked = Tensor(uninitialized: [k * copyRows, dim])
+            for g in 0..<k { (stacked.data + g * copyRows * dim).update(from: residual.data, count: copyRows * dim) }
+            adapter.setGroupGates(groups)
+            defer { adapter.setGroupGates(nil) }
+            let x = try model.finalStream(fromLayer: l, residual: stacked, batch: k * batch, seq: seq, workspace: w, cancellation: cancellation)
+            let losses = model.nextTokenLosses(finalStream: x, rows: k * copyRows, targets: Array(repeating: targets, count: k).flatMap { $0 })
+            let counted = max(1, targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) })
+            return (0..<k).map { g in losses[(g * copyRows)..<((g + 1) * copyRows)].reduce(0.0) { $0 + Double($1) } / Double(counted) }
+        }
+
         var scores = [Module: [(rank: Int, score: Double)]]()
         var passes = 0, layersRun = 0
         let modules = set.ordered
@@ -123,36 +147,30 @@ public enum ALoRA {
         var done = 0
         for (l, p, adapter) in modules {
             let gates = adapter.gates ?? [Float](repeating: 1, count: adapter.rank)
-            defer { adapter.setGates(gates) }
+            let open = gates.indices.filter { gates[$0] != 0 }
             var moduleScores = [(rank: Int, score: Double)]()
-            for j in gates.indices where gates[j] != 0 {
+            for chunkStart in stride(from: 0, to: open.count, by: perPass) {
                 try cancellation?.check()
+                let chunk = Array(open[chunkStart..<min(open.count, chunkStart + perPass)])
                 // M \ r: this rank closed, everything else as it is.
-                var without = gates
-                without[j] = 0
-                adapter.setGates(without)
-                let lossWithout = meanCrossEntropy(model.forward(fromLayer: l, residual: full[l], batch: batch, seq: seq, logits: .all,
-                                                                 workspace: workspace), targets: targets, vocab: vocab)
+                let without = chunk.map { j -> [Float] in var g = gates; g[j] = 0; return g }
+                let lossesWithout = try meanLosses(from: l, residual: full[l], adapter: adapter, groups: without)
                 // M_r: the base model with only this rank open (the layers before l are the base's).
-                var only = [Float](repeating: 0, count: gates.count)
-                only[j] = 1
-                adapter.setGates(only)
+                let only = chunk.map { j -> [Float] in var g = [Float](repeating: 0, count: gates.count); g[j] = 1; return g }
                 for (k, layer) in model.layers.enumerated() where k >= l { layer.adapters = k == l ? [p: adapter] : [:] }
-                let lossOnly = meanCrossEntropy(model.forward(fromLayer: l, residual: base[l], batch: batch, seq: seq, logits: .all,
-                                                              workspace: workspace), targets: targets, vocab: vocab)
-                for (k, layer) in model.layers.enumerated() where k >= l { layer.adapters = saved[k] }
+                defer { for (k, layer) in model.layers.enumerated() where k >= l { layer.adapters = saved[k] } }
+                let lossesOnly = try meanLosses(from: l, residual: base[l], adapter: adapter, groups: only)
                 // CS(r) = −S(M \ r) + S(M_r) = CE(M \ r) − CE(M_r)
-                moduleScores.append((j, lossWithout - lossOnly))
+                for (i, j) in chunk.enumerated() { moduleScores.append((j, lossesWithout[i] - lossesOnly[i])) }
                 passes += 2
-                layersRun += 2 * (model.layers.count - l)
-                done += 1
+                layersRun += 2 * chunk.count * (model.layers.count - l)
+                done += chunk.count
                 progress?(done, total)
             }
-            adapter.setGates(gates)
             scores[Module(layer: l, projection: p)] = moduleScores
         }
-        return Importance(scores: scores, passes: passes, seconds: Date().timeIntervalSince(started), layersRun: layersRun,
-                          layersWithoutCache: passes * model.layers.count, wholePassSeconds: wholePass)
+        return Importance(scores: scores, passes: passes, ranksScored: total, seconds: Date().timeIntervalSince(started),
+                          layersRun: layersRun, layersWithoutCache: 2 * total * model.layers.count, wholePassSeconds: wholePass)
     }
 
     /// A round's changes: the ranks closed, and the modules that got fresh ones.

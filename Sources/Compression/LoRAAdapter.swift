@@ -35,6 +35,10 @@ public final class LoRAAdapter: ProjectionAdapter {
 
     /// One gate per rank (ALoRA), or nil for all open. Set with `setGates`.
     public private(set) var gates: [Float]?
+    /// Gates per block of rows, for scoring many gate settings in one batched forward (ALoRA):
+    /// the rows split into `groupGates.count` equal blocks and block g uses `groupGates[g]`
+    /// instead of `gates`. Inference only.
+    public private(set) var groupGates: [[Float]]?
 
     private var rng: SeededGenerator
     private var h = Tensor(zeros: [0])
@@ -90,7 +94,13 @@ public final class LoRAAdapter: ProjectionAdapter {
         gemm(transposeA: false, transposeB: true, m: rows, n: r, k: i, a: source, lda: i, b: a.data, ldb: inFeatures,
              c: h.data, ldc: r)
         // h ← h G: closed gates zero their rank's column.
-        if let gates { applyGates(gates, to: h.data, rows: rows, rank: r) }
+        if let groupGates {
+            precondition(!training && rows % groupGates.count == 0, "group gates split \(rows) rows into \(groupGates.count) blocks, inference only")
+            let block = rows / groupGates.count
+            for (g, gates) in groupGates.enumerated() { applyGates(gates, to: h.data + g * block * r, rows: block, rank: r) }
+        } else if let gates {
+            applyGates(gates, to: h.data, rows: rows, rank: r)
+        }
         // out += s · h B'ᵀ, B' = B[:o, :r] (row stride rank)
         gemm(transposeA: false, transposeB: true, m: rows, n: o, k: r, alpha: scale, a: h.data, lda: r, b: b.data, ldb: rank,
              beta: 1, c: out, ldc: o)
@@ -106,6 +116,12 @@ public final class LoRAAdapter: ProjectionAdapter {
     public func setGates(_ gates: [Float]?) {
         if let gates { precondition(gates.count == rank, "\(gates.count) gates for rank \(rank)") }
         self.gates = gates.flatMap { $0.allSatisfy { $0 == 1 } ? nil : $0 }
+    }
+
+    /// Gates per equal block of rows for the next forward passes (nil: the adapter's own gates).
+    public func setGroupGates(_ groups: [[Float]]?) {
+        if let groups { precondition(!groups.isEmpty && groups.allSatisfy { $0.count == rank }, "group gates of rank \(rank)") }
+        groupGates = groups
     }
 
     /// Ranks whose gate is open.

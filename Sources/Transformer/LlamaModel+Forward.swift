@@ -150,6 +150,70 @@ extension LlamaModel {
         return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn, workspace: w)
     }
 
+    /// The token embeddings of `tokens`: the residual stream entering layer 0, (tokens, dim).
+    public func embedded(tokens: [Int32]) -> Tensor {
+        let x = Tensor(uninitialized: [tokens.count, config.dim])
+        tokens.withUnsafeBufferPointer {
+            embeddingForward(out: x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: tokens.count, channels: config.dim,
+                             vocab: config.vocabSize)
+        }
+        return x
+    }
+
+    /// Runs block `l` on `stream` ((batch·seq, dim), its sequences from position 0), in place:
+    /// what a block-by-block method (Wanda) steps with.
+    public func layerForward(_ l: Int, stream: Tensor, batch: Int, seq: Int, workspace: ForwardWorkspace) {
+        let c = config
+        let rows = batch * seq
+        precondition(workspace.batch == batch && workspace.seq == seq && stream.count == rows * c.dim, "a stream of \(stream.shape) for \(batch) × \(seq)")
+        let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        workspace.x.data.update(from: stream.data, count: rows * c.dim)
+        workspace.positions.withUnsafeBufferPointer { layerForward(l, w: workspace, positions: $0.baseAddress!, shape: shape, rows: rows, cache: nil) }
+        stream.data.update(from: workspace.x.data, count: rows * c.dim)
+    }
+
+    /// The residual stream after the last layer, from the stream entering layer `start`: what
+    /// `forward(fromLayer:)` gives the head. It belongs to the workspace. Cancellation is checked
+    /// between layers, so a large batch stops within one layer's time.
+    public func finalStream(fromLayer start: Int, residual: Tensor, batch: Int, seq: Int, workspace: ForwardWorkspace,
+                            cancellation: CancellationToken? = nil) throws -> Tensor {
+        let c = config
+        let rows = batch * seq
+        precondition(workspace.batch == batch && workspace.seq == seq, "a workspace for \(workspace.batch) × \(workspace.seq)")
+        precondition(residual.count == rows * c.dim && (0...layers.count).contains(start), "a residual of \(residual.shape) from layer \(start)")
+        let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        workspace.x.data.update(from: residual.data, count: rows * c.dim)
+        try workspace.positions.withUnsafeBufferPointer { positions in
+            for l in start..<layers.count {
+                try cancellation?.check()
+                layerForward(l, w: workspace, positions: positions.baseAddress!, shape: shape, rows: rows, cache: nil)
+            }
+        }
+        return workspace.x
+    }
+
+    /// Next-token cross-entropy of every row of a final residual stream (rows, dim) against
+    /// `targets` (−1: not counted, loss 0). The head runs on `chunk` rows at a time, so a
+    /// batch of thousands of rows never holds its whole (rows, vocab) logits.
+    public func nextTokenLosses(finalStream x: Tensor, rows: Int, targets: [Int32], chunk: Int = 256) -> [Float] {
+        let c = config
+        precondition(targets.count == rows && x.count >= rows * c.dim, "\(targets.count) targets for \(rows) rows")
+        let normed = Tensor(uninitialized: [chunk, c.dim])
+        let logits = Tensor(uninitialized: [chunk, c.vocabSize])
+        var losses = [Float](repeating: 0, count: rows)
+        for start in stride(from: 0, to: rows, by: chunk) {
+            let n = min(chunk, rows - start)
+            rmsNormForward(out: normed.data, rstd: nil, input: x.data + start * c.dim, weight: finalNorm.data, rows: n, channels: c.dim, eps: c.normEps)
+            linearForward(out: logits.data, input: normed.data, weight: outputProjection.data, rows: n, inFeatures: c.dim, outFeatures: c.vocabSize)
+            losses.withUnsafeMutableBufferPointer { l in
+                targets.withUnsafeBufferPointer { t in
+                    _ = crossEntropyForward(losses: l.baseAddress! + start, logits: logits.data, targets: t.baseAddress! + start, rows: n, vocab: c.vocabSize)
+                }
+            }
+        }
+        return losses
+    }
+
     /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one.
     /// With an elastic MLP width the gate/up outputs and the down inputs are the first
     /// `activeFFN` channels: the products run on those shapes, reading the frozen weights in place.

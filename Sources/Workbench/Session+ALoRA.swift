@@ -35,7 +35,7 @@ extension Session {
     /// rank (AB-LoRA) on one fixed validation batch, move `prune` ranks, and train `roundTraining`
     /// steps. An interrupt stops where it is and keeps the allocation reached and what was trained.
     public func alora(_ parameters: ALoRA.Parameters, rounds: Int, prune: Int?, warmup: Training.Parameters,
-                      roundTraining: Training.Parameters, validationBatch: Int, validationSeq: Int,
+                      roundTraining: Training.Parameters, validationBatch: Int, validationSeq: Int, ranksPerPass: Int? = nil,
                       split: String?, validationSplit: String?,
                       onTraining: @escaping (Training.Event) -> Void,
                       onScoring: @escaping (Int, Int) -> Void,
@@ -70,7 +70,7 @@ extension Session {
             let importance: ALoRA.Importance
             do {
                 importance = try ALoRA.importance(model: model, set: set, tokens: tokens, targets: targets, batch: validationBatch, seq: seq,
-                                                  cancellation: cancellation, progress: onScoring)
+                                                  ranksPerPass: ranksPerPass, cancellation: cancellation, progress: onScoring)
             } catch is CancellationError {
                 return finish(true)
             }

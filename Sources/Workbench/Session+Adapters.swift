@@ -122,7 +122,34 @@ extension Session {
             self.trainingHistory.append(shifted)
             progress(shifted)
         }
+        let kind = elastic.map { "elastic mode \($0.mode.rawValue) adapters, sampler \(sampler.rawValue)" } ?? "LoRA rank \(set.configuration.rank)"
+        record("trained", "\(kind), \((trainingHistory.last?.step ?? offset) - offset) steps of \(p.batch) × \(p.seq) on \(trainName), lr \(p.learningRate)"
+               + (result.interrupted ? " (interrupted)" : ""))
         return result
+    }
+
+    /// Folds the adapters into the frozen weights. On a sparse base a dense update fills the
+    /// zeros: the result says how many zeros were lost, so the caller can warn.
+    public func mergeAdapters() throws -> (merged: Int, zerosBefore: Int, zerosAfter: Int, entries: Int) {
+        let model = try requireModel()
+        let set = try requireLoRA()
+        guard !set.isMerged else { throw WorkbenchError.invalid("the adapters are already merged") }
+        let before = Sparsity.totals(model)
+        set.merge(into: model)
+        let after = Sparsity.totals(model)
+        record("merged adapters", String(format: "%d adapters; zeros %.2f %% → %.2f %%", set.ordered.count,
+                                         100 * Double(before.zeros) / Double(before.entries), 100 * Double(after.zeros) / Double(after.entries)))
+        return (set.ordered.count, before.zeros, after.zeros, after.entries)
+    }
+
+    /// Takes merged adapters back out of the weights.
+    public func unmergeAdapters() throws -> Int {
+        let model = try requireModel()
+        let set = try requireLoRA()
+        guard set.isMerged else { throw WorkbenchError.invalid("the adapters are not merged") }
+        set.unmerge(from: model)
+        record("unmerged adapters", "")
+        return set.ordered.count
     }
 
     public func saveAdapters(to path: String) throws {

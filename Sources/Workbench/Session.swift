@@ -34,6 +34,10 @@ public final class Session {
     public internal(set) var tasks = [MultipleChoiceTask]()
     /// Prompt/answer examples `train` learns from instead of the text (the loss on the answer only).
     public internal(set) var examples: (name: String, pairs: [(prompt: String, answer: String)])?
+    /// Every transformation applied to the model since it was loaded, in order.
+    public internal(set) var recipe = [RecipeStep]()
+    /// The projections' weights before the first pruning, for `sparsify restore`.
+    var denseWeights: DenseWeights?
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -56,6 +60,13 @@ public final class Session {
         lastFront = nil
         tasks = []
         examples = nil
+        recipe = []
+        denseWeights = nil
+    }
+
+    /// Adds a step to the recipe.
+    func record(_ action: String, _ arguments: String) {
+        recipe.append(RecipeStep(action: action, arguments: arguments))
     }
 
     // MARK: Models
@@ -72,6 +83,7 @@ public final class Session {
         let card = ModelCard(name: name ?? file.metadata["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent,
                              source: path, model: loaded, fileBytes: fileSize(path), fileTypes: "tensors " + types.joined(separator: ", "))
         install(loaded, card: card)
+        record("loaded", path)
         return card
     }
 
@@ -97,6 +109,7 @@ public final class Session {
         let model = LlamaModel.random(config: config, seed: seed, tokenizer: tokenizer)
         let card = ModelCard(name: "tiny (random, seed \(seed))", source: "random initialization", model: model, fileBytes: nil, fileTypes: nil)
         install(model, card: card)
+        record("loaded", "tiny: \(layers) layers, dim \(dim), MLP \(ffnDim), \(heads) heads (\(kvHeads) KV), vocabulary \(vocab), seed \(seed)")
         return card
     }
 
@@ -108,6 +121,8 @@ public final class Session {
         trainingHistory = []
         elastic = nil
         activeGenome = nil
+        recipe = []
+        denseWeights = nil
     }
 
     public func requireModel() throws -> LlamaModel {
@@ -191,6 +206,9 @@ public final class Session {
         if !fronts.isEmpty {
             rows.append(("searches", fronts.keys.sorted().joined(separator: ", ")))
         }
+        if !recipe.isEmpty {
+            rows.append(("recipe", recipe.enumerated().map { "\($0.offset + 1). \($0.element)" }.joined(separator: "\n")))
+        }
         if let corpus, let evaluationSplit {
             rows.append(("data", "\(corpus.name), evaluating on \(evaluationSplit)"))
         } else {
@@ -207,6 +225,14 @@ public final class Session {
         rows.append(("uptime", String(format: "%.1f s", Date().timeIntervalSince(started))))
         return rows
     }
+}
+
+/// One transformation of the model, as `status` lists it and exports record it.
+public struct RecipeStep: Sendable, CustomStringConvertible {
+    public var action: String
+    public var arguments: String
+
+    public var description: String { arguments.isEmpty ? action : "\(action): \(arguments)" }
 }
 
 func fileSize(_ path: String) -> Int? {

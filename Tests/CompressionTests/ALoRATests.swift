@@ -46,8 +46,20 @@ final class ALoRATests: XCTestCase {
         let before = set.ordered.map { $0.adapter.gates }
         let importance = try ALoRA.importance(model: model, set: set, tokens: tokens, targets: targets, batch: batch, seq: seq)
         XCTAssertEqual(set.ordered.map { $0.adapter.gates }, before, "gates restored")
-        XCTAssertEqual(importance.passes, 2 * 3 * 3 * 2)
+        // 3 layers × 3 modules × 2 open ranks: every module's ranks in one batched pass of each kind.
+        XCTAssertEqual(importance.ranksScored, 3 * 3 * 2)
+        XCTAssertEqual(importance.passes, 2 * 3 * 3)
         XCTAssertLessThan(importance.layersRun, importance.layersWithoutCache)
+        // One rank per pass: twice the passes, the same scores (other GEMM shapes: a tolerance).
+        let single = try ALoRA.importance(model: model, set: set, tokens: tokens, targets: targets, batch: batch, seq: seq, ranksPerPass: 1)
+        XCTAssertEqual(single.passes, 2 * 3 * 3 * 2)
+        XCTAssertEqual(set.ordered.map { $0.adapter.gates }, before, "gates restored")
+        for (module, batched) in importance.scores {
+            for (b, s) in zip(batched, single.scores[module]!) {
+                XCTAssertEqual(b.rank, s.rank)
+                XCTAssertEqual(b.score, s.score, accuracy: 1e-4, "\(module.name) rank \(b.rank)")
+            }
+        }
 
         for (l, p, adapter) in set.ordered {
             let gates = adapter.gates!
