@@ -33,6 +33,10 @@ extension CommandTable {
                     + formatCount(Double(merged.zerosBefore - merged.zerosAfter)) + " zeros filled). `lora unmerge` restores the sparsity; "
                     + "`lora ... sparse=yes` (SparsePEFT) merges without losing it."
             }
+            if merged.unpacked > 0 {
+                text += "\nnote: \(merged.unpacked) quantized projections left their INT grid and are Float32 again; "
+                    + "QA-SparsePEFT (`lora ... sparse=yes quantization_aware=yes`) merges onto the grid instead."
+            }
             return MimeBundle(plain: text)
         },
 

@@ -31,7 +31,7 @@ extension CommandTable {
             try runSparsify(arguments, context)
         },
 
-        Command("sparsify restore", summary: "Put back the dense weights kept before the first `sparsify`, without reloading") { _, context in
+        Command("sparsify restore", summary: "Put back the weights kept before the first `sparsify` or `quantize`, without reloading") { _, context in
             try context.session.restoreDense()
             let model = try context.session.requireModel()
             let totals = Sparsity.totals(model)

@@ -21,6 +21,10 @@ public final class LlamaLayer: @unchecked Sendable {
     /// Stored MLP channel i is channel `mlpChannelOrder[i]` of the weights as loaded: the identity
     /// until `permuteMLPChannels` reorders them (exports use it to write the loaded order back).
     public internal(set) var mlpChannelOrder: [Int]
+    /// Projections stored quantized (`quantize`), by projection: the packed codes, scales and
+    /// zero points. The Float32 weight then holds their dequantized values, which the products
+    /// read until the quantized kernels compute from the codes directly.
+    public var quantized: [Projection: GroupQuantizedMatrix] = [:]
 
     public func weight(_ p: Projection) -> Tensor {
         switch p {

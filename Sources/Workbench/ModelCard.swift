@@ -14,6 +14,8 @@ public struct ModelCard: Sendable {
     public var fileBytes: Int?
     public var fileTypes: String?
     public var tokenizer: String
+    /// Projections stored quantized: packed bytes, the Float32 bytes they stand for, how many.
+    public var packed: (packed: Int, float32: Int, projections: Int)?
     /// Multiply-accumulates per token for projections and the output head (computed).
     public var macsPerToken: Int { config.macsPerToken }
 
@@ -47,6 +49,11 @@ public struct ModelCard: Sendable {
             ("MACs per token", "\(formatCount(Double(macsPerToken))) (computed; + attention \(formatCount(Double(config.attentionMACs(position: 0))))·(position+1))"),
             ("memory", "\(formatBytes(weightBytes)) of Float32 weights"),
         ]
+        if let packed, packed.projections > 0 {
+            out.append(("quantized", "\(packed.projections) projections packed in \(formatBytes(packed.packed)) (\(formatBytes(packed.float32)) as Float32, "
+                        + String(format: "%.1f×", Double(packed.float32) / Double(max(1, packed.packed))) + " smaller); the products still read "
+                        + "their dequantized Float32 copy"))
+        }
         if let fileBytes { out.append(("file", "\(formatBytes(fileBytes))" + (fileTypes.map { ", \($0)" } ?? ""))) }
         out.append(("tokenizer", tokenizer))
         return out

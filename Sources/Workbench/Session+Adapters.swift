@@ -130,16 +130,20 @@ extension Session {
 
     /// Folds the adapters into the frozen weights. On a sparse base a dense update fills the
     /// zeros: the result says how many zeros were lost, so the caller can warn.
-    public func mergeAdapters() throws -> (merged: Int, zerosBefore: Int, zerosAfter: Int, entries: Int) {
+    public func mergeAdapters() throws -> (merged: Int, zerosBefore: Int, zerosAfter: Int, entries: Int, unpacked: Int) {
         let model = try requireModel()
         let set = try requireLoRA()
         guard !set.isMerged else { throw WorkbenchError.invalid("the adapters are already merged") }
         let before = Sparsity.totals(model)
         set.merge(into: model)
+        // A dense update moves the weights off their quantization grid: the packed form no longer holds them.
+        var unpacked = 0
+        for (l, p, _) in set.ordered where model.layers[l].quantized.removeValue(forKey: p) != nil { unpacked += 1 }
+        if unpacked > 0 { modelCard?.packed = ModelQuantization.packedBytes(model) }
         let after = Sparsity.totals(model)
         record("merged adapters", String(format: "%d adapters; zeros %.2f %% → %.2f %%", set.ordered.count,
                                          100 * Double(before.zeros) / Double(before.entries), 100 * Double(after.zeros) / Double(after.entries)))
-        return (set.ordered.count, before.zeros, after.zeros, after.entries)
+        return (set.ordered.count, before.zeros, after.zeros, after.entries, unpacked)
     }
 
     /// Takes merged adapters back out of the weights.

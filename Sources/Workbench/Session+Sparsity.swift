@@ -102,15 +102,17 @@ extension Session {
     /// channels were reordered since (the copy is in the old order) or adapters are merged.
     public func restoreDense() throws {
         let model = try requireModel()
-        guard let denseWeights else { throw WorkbenchError.invalid("the weights were never pruned: nothing to restore") }
+        guard let denseWeights else { throw WorkbenchError.invalid("the weights were never pruned or quantized: nothing to restore") }
         if let lora, lora.isMerged { throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` first") }
         guard denseWeights.channelOrder == model.layers.map(\.mlpChannelOrder) else {
             throw WorkbenchError.invalid("the MLP channels were reordered after pruning: reload the model to get the dense weights")
         }
         for (layer, weights) in zip(model.layers, denseWeights.weights) {
             for (p, w) in zip(Projection.allCases, weights) { layer.weight(p).data.update(from: w.data, count: w.count) }
+            layer.quantized = [:]
         }
         self.denseWeights = nil
+        modelCard?.packed = nil
         record("restored dense weights", "")
     }
 

@@ -15,7 +15,7 @@ public final class Session {
     public let cancellation = CancellationToken()
 
     public private(set) var model: LlamaModel?
-    public private(set) var modelCard: ModelCard?
+    public internal(set) var modelCard: ModelCard?
     public private(set) var corpus: TextCorpus?
     /// The split `eval ppl` reads by default.
     public private(set) var evaluationSplit: String?
@@ -207,7 +207,7 @@ public final class Session {
             rows.append(("searches", fronts.keys.sorted().joined(separator: ", ")))
         }
         if !recipe.isEmpty {
-            rows.append(("recipe", recipe.enumerated().map { "\($0.offset + 1). \($0.element)" }.joined(separator: "\n")))
+            for (i, step) in recipe.enumerated() { rows.append((i == 0 ? "recipe" : "", "\(i + 1). \(step)")) }
         }
         if let corpus, let evaluationSplit {
             rows.append(("data", "\(corpus.name), evaluating on \(evaluationSplit)"))
