@@ -9,17 +9,26 @@ extension CommandTable {
         Command("lora", summary: "Attach LoRA adapters to the model's projections (replacing any)",
                 details: "y = W x + (alpha/rank) · B A x on each target projection of every layer; A starts Kaiming-uniform and "
                     + "B at zero, so the model is unchanged until `train`. Seeded by `seed`. Targets: q, k, v, o (attention), "
-                    + "gate, up, down (MLP).",
+                    + "gate, up, down (MLP). `sparse=yes` (SQFT's SparsePEFT) masks the update by the base's non-zeros, "
+                    + "W + M ⊙ (s·B·A), so `lora merge` keeps a pruned base exactly as sparse (the update is a dense out × in "
+                    + "matrix each step, as SQFT computes it). `quantization_aware=yes` (QA-SparsePEFT, after `quantize`) computes "
+                    + "with Q(W + M ⊙ s·B·A) on the base's frozen grid, with a straight-through gradient; `lora merge` then gives "
+                    + "one quantized model with the same zeros.",
                 arguments: [
                     .option("rank", .integer(1...1024), default: "8", help: "the adapters' rank r"),
                     .option("alpha", .number(0...100_000), default: "16", help: "scale numerator: s = alpha / rank"),
                     .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), default: "q,k,v,up,down", help: "projections to adapt"),
                     .option("dropout", .number(0...0.9), default: "0", help: "dropout on the adapters' input while training"),
+                    .option("sparse", .flag, default: "no", help: "SparsePEFT: mask the update by the base's non-zeros"),
+                    .option("quantization_aware", .flag, default: "no", help: "QA-SparsePEFT: train through the base's quantization grid"),
                 ],
-                examples: ["lora rank=8 alpha=16 targets=q,k,v,up,down", "lora rank=32 alpha=64 targets=all dropout=0.1"]) { arguments, context in
+                examples: ["lora rank=8 alpha=16 targets=q,k,v,up,down", "lora rank=32 alpha=64 targets=all dropout=0.1",
+                           "lora rank=8 sparse=yes", "lora rank=8 sparse=yes quantization_aware=yes"]) { arguments, context in
             let targets = (arguments.list("targets") ?? []).compactMap(Projection.init(rawValue:))
             let set = try context.session.attachLoRA(LoRAConfiguration(rank: arguments.integer("rank")!, alpha: Float(arguments.number("alpha")!),
-                                                                       targets: targets, dropout: Float(arguments.number("dropout")!)))
+                                                                       targets: targets, dropout: Float(arguments.number("dropout")!),
+                                                                       sparse: arguments.flag("sparse") ?? false,
+                                                                       quantizationAware: arguments.flag("quantization_aware") ?? false))
             return loraTable(set, model: try context.session.requireModel())
         },
 
@@ -101,7 +110,8 @@ extension CommandTable {
             let (i, o) = p.shape(model.config)
             return [p.rawValue, "A \(c.rank)×\(i), B \(o)×\(c.rank)", String(c.rank * (i + o)), String(model.layers.count)]
         }
-        var table = Table(title: "LoRA: rank \(c.rank), alpha \(formatCount(Double(c.alpha))) (scale \(String(format: "%.3g", c.alpha / Float(c.rank)))), "
+        let kind = c.quantizationAware ? "QA-SparsePEFT" : c.sparse ? "SparsePEFT" : "LoRA"
+        var table = Table(title: "\(kind): rank \(c.rank), alpha \(formatCount(Double(c.alpha))) (scale \(String(format: "%.3g", c.alpha / Float(c.rank)))), "
                             + "dropout \(c.dropout): \(formatCount(Double(set.parameterCount))) trainable parameters "
                             + String(format: "(%.2f%% of the model)", 100 * Double(set.parameterCount) / Double(model.parameterCount)),
                           columns: ["projection", "shapes", "parameters per layer", "layers"],

@@ -24,6 +24,7 @@ extension CommandTable {
                     .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), help: "projections (A: q,k,v,up,down; B: q,k,v,gate,up,down)"),
                     .option("alpha", .number(0...100_000), help: "LoRA alpha (default 2 × largest rank)"),
                     .option("dropout", .number(0...0.9), default: "0", help: "adapter dropout while training"),
+                    .option("sparse", .flag, default: "no", help: "SparsePEFT: mask the updates by the base's non-zeros (see `help lora`)"),
                     .option("order", .choice(MLPChannelOrder.allCases.map(\.rawValue)), default: "loaded",
                             help: "which MLP channels a narrower width keeps (mode B): loaded first (LoNAS) or most important (EFTNAS)"),
                     .option("split", .text, help: "calibration text for order=importance (default: the training split)"),
@@ -39,6 +40,7 @@ extension CommandTable {
             let space = try context.session.makeElastic(mode: mode, ranks: ranks, widths: widths,
                                                         grouping: ElasticGrouping(rawValue: arguments.text("groups")!)!, targets: targets,
                                                         alpha: arguments.number("alpha").map(Float.init), dropout: Float(arguments.number("dropout")!),
+                                                        sparse: arguments.flag("sparse") ?? false,
                                                         order: MLPChannelOrder(rawValue: arguments.text("order")!)!, calibrationSplit: arguments.text("split"),
                                                         calibrationTokens: arguments.integer("calibration_tokens")!)
             return spaceCard(space)

@@ -32,12 +32,19 @@ public struct LoRAConfiguration: Equatable, Sendable {
     public var alpha: Float
     public var targets: [Projection]
     public var dropout: Float
+    /// SparsePEFT: updates masked by the base's non-zeros, so a merge keeps the sparsity.
+    public var sparse = false
+    /// QA-SparsePEFT: trained through the base's quantization grid (needs `sparse` and a
+    /// quantized base); the merge gives one quantized model.
+    public var quantizationAware = false
 
-    public init(rank: Int, alpha: Float, targets: [Projection], dropout: Float = 0) {
+    public init(rank: Int, alpha: Float, targets: [Projection], dropout: Float = 0, sparse: Bool = false, quantizationAware: Bool = false) {
         self.rank = rank
         self.alpha = alpha
         self.targets = targets.sorted()
         self.dropout = dropout
+        self.sparse = sparse || quantizationAware
+        self.quantizationAware = quantizationAware
     }
 
     /// Checks the settings against a model before anything is attached, so that a bad rank or an
@@ -114,6 +121,8 @@ public final class LoRASet {
         guard !isMerged else { return }
         for (l, p, adapter) in ordered {
             adapter.fold(into: model.layers[l].weight(p), sign: 1)
+            // QA-SparsePEFT lands on the base's grid: the layer keeps the merged codes.
+            if let codes = adapter.mergedCodes() { model.layers[l].quantized[p] = codes }
             adapter.markMerged(true)
         }
         isMerged = true
@@ -123,6 +132,7 @@ public final class LoRASet {
         guard isMerged else { return }
         for (l, p, adapter) in ordered {
             adapter.fold(into: model.layers[l].weight(p), sign: -1)
+            if let grid = adapter.constraint?.quantization?.grid { model.layers[l].quantized[p] = grid }
             adapter.markMerged(false)
         }
         isMerged = false

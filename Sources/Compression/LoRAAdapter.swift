@@ -40,13 +40,21 @@ public final class LoRAAdapter: ProjectionAdapter {
     /// instead of `gates`. Inference only.
     public private(set) var groupGates: [[Float]]?
 
-    private var rng: SeededGenerator
-    private var h = Tensor(zeros: [0])
-    private var u = Tensor(zeros: [0])
-    private var mask = Tensor(zeros: [0])
+    /// SQFT: the update masked by the base's non-zero pattern, and optionally quantization-aware
+    /// (SparsePEFT, QA-SparsePEFT). Set with `constrain`; see LoRAAdapter+SparsePEFT.swift.
+    public internal(set) var constraint: UpdateConstraint?
+
+    var rng: SeededGenerator
+    var h = Tensor(zeros: [0])
+    var u = Tensor(zeros: [0])
+    var mask = Tensor(zeros: [0])
+    /// The dense (out, in) update of the last constrained forward: M ⊙ s·B·A, or for
+    /// QA-SparsePEFT Q(W + M ⊙ s·B·A) − Q(W).
+    var denseUpdate = Tensor(zeros: [0])
+    var denseGradient = Tensor(zeros: [0])
     private var dh = Tensor(zeros: [0])
-    private var du = Tensor(zeros: [0])
-    private var keptMask = false
+    var du = Tensor(zeros: [0])
+    var keptMask = false
 
     public var scale: Float { alpha / Float(rank) }
     public var parameterCount: Int { a.count + b.count }
@@ -68,13 +76,17 @@ public final class LoRAAdapter: ProjectionAdapter {
         rng.fillUniform(a, bound: 1 / Float(inFeatures).squareRoot())
     }
 
-    private func ensure(_ t: inout Tensor, _ shape: [Int]) {
+    func ensure(_ t: inout Tensor, _ shape: [Int]) {
         if t.shape != shape { t = Tensor(zeros: shape) }
     }
 
     public func forward(input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, inFeatures i: Int, outFeatures o: Int,
                         training: Bool) {
         guard !isMerged else { return }
+        if constraint != nil {
+            constrainedForward(input: input, out: out, rows: rows, inFeatures: i, outFeatures: o, training: training)
+            return
+        }
         let r = activeRank
         ensure(&h, [rows, r])
         var source = input
@@ -138,6 +150,10 @@ public final class LoRAAdapter: ProjectionAdapter {
     public func backward(dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>, rows: Int,
                          inFeatures i: Int, outFeatures o: Int) {
         guard !isMerged else { return }
+        if constraint != nil {
+            constrainedBackward(dOut: dOut, input: input, dInput: dInput, rows: rows, inFeatures: i, outFeatures: o)
+            return
+        }
         let r = activeRank
         precondition(h.shape == [rows, r], "backward without a matching training forward")
         ensure(&dh, [rows, r])
@@ -167,6 +183,10 @@ public final class LoRAAdapter: ProjectionAdapter {
     /// W += s · B G A (merge) or W −= s · B G A (unmerge).
     public func fold(into weight: Tensor, sign: Float) {
         precondition(weight.shape == [outFeatures, inFeatures], "fold into a \(weight.shape) weight")
+        if constraint != nil {
+            constrainedFold(into: weight, sign: sign)
+            return
+        }
         var gatedB = b
         if let gates {
             gatedB = b.copy()

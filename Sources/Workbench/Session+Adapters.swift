@@ -12,9 +12,41 @@ extension Session {
     public func attachLoRA(_ configuration: LoRAConfiguration, beforeAttaching: () -> Void = {}) throws -> LoRASet {
         let model = try requireModel()
         try configuration.validate(for: model.config)
+        try checkSQFT(configuration, model: model)
         return try replaceAdapters(on: model) {
             beforeAttaching()
-            return try LoRASet(model: model, configuration: configuration, seed: seed)
+            let set = try LoRASet(model: model, configuration: configuration, seed: seed)
+            constrainForSQFT(set, model: model)
+            return set
+        }
+    }
+
+    /// QA-SparsePEFT trains through the base's grid: every target must be quantized, from
+    /// weights the session kept (W_fp).
+    func checkSQFT(_ configuration: LoRAConfiguration, model: LlamaModel) throws {
+        guard configuration.quantizationAware else { return }
+        guard preQuantization != nil else {
+            throw WorkbenchError.invalid("quantization_aware=yes trains through the base's quantization grid: `quantize int4 ...` first")
+        }
+        for (l, layer) in model.layers.enumerated() {
+            for p in configuration.targets where layer.quantized[p] == nil {
+                throw WorkbenchError.invalid("\(l).\(p.rawValue) is not quantized: quantization_aware=yes needs every target quantized "
+                                             + "(quantize with the same targets, or adapt fewer)")
+            }
+        }
+    }
+
+    /// SparsePEFT masks by the base's non-zeros as they are now; QA-SparsePEFT adds W_fp and the grid.
+    func constrainForSQFT(_ set: LoRASet, model: LlamaModel) {
+        guard set.configuration.sparse else { return }
+        for (l, p, adapter) in set.ordered {
+            let layer = model.layers[l]
+            let k = Projection.allCases.firstIndex(of: p)!
+            if set.configuration.quantizationAware, let base = preQuantization?[l][k], let grid = layer.quantized[p] {
+                adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: base), quantization: (base, grid)))
+            } else {
+                adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: layer.weight(p))))
+            }
         }
     }
 

@@ -48,7 +48,7 @@ extension Session {
     /// moves the frozen MLP weights; the model computes the same function.
     @discardableResult
     public func makeElastic(mode: ElasticMode, ranks: [Int], widths: [Double], grouping: ElasticGrouping,
-                            targets: [Projection], alpha: Float?, dropout: Float,
+                            targets: [Projection], alpha: Float?, dropout: Float, sparse: Bool = false,
                             order: MLPChannelOrder = .loaded, calibrationSplit: String? = nil, calibrationTokens: Int = 1024) throws -> ElasticSpace {
         let model = try requireModel()
         guard let top = ranks.max(), ranks.allSatisfy({ $0 >= 1 }) else { throw WorkbenchError.invalid("ranks must be positive") }
@@ -60,7 +60,10 @@ extension Session {
                 throw WorkbenchError.invalid("mode B slices the MLP: target at least one of gate, up, down")
             }
         }
-        let configuration = LoRAConfiguration(rank: top, alpha: alpha ?? 2 * Float(top), targets: targets, dropout: dropout)
+        if sparse && mode == .b {
+            throw WorkbenchError.invalid("sparse=yes keeps the base's zeros under the update; mode B narrows the MLP itself: use mode A (Shears, SQFT)")
+        }
+        let configuration = LoRAConfiguration(rank: top, alpha: alpha ?? 2 * Float(top), targets: targets, dropout: dropout, sparse: sparse)
         // Checked before the calibration and before the old adapters come off.
         try configuration.validate(for: model.config)
         let space = ElasticSpace(config: model.config, mode: mode, rankChoices: Array(Set(ranks)), widthFractions: Array(Set(widths)),

@@ -36,6 +36,7 @@ extension Session {
                                                  windows: windows, length: length)
         }
         try keepDenseWeights(model)
+        let before = model.layers.map { layer in Projection.allCases.map { layer.weight($0).copy() } }
         let started = Date()
         var done = [Int]()
         var errors = [Int: ModelQuantization.LayerErrors]()
@@ -51,6 +52,7 @@ extension Session {
         }
         let packed = ModelQuantization.packedBytes(model)
         modelCard?.packed = packed
+        if !done.isEmpty { preQuantization = before }
         if !done.isEmpty {
             var arguments = "\(parameters.method.rawValue), \(parameters.grid.description) of " + parameters.targets.map(\.rawValue).joined(separator: ",")
             if parameters.method == .gptq { arguments += ", calibration \(windows) × \(length) tokens of \(calibrationSplit ?? "emma")" }

@@ -112,6 +112,7 @@ extension Session {
             layer.quantized = [:]
         }
         self.denseWeights = nil
+        preQuantization = nil
         modelCard?.packed = nil
         record("restored dense weights", "")
     }

@@ -38,6 +38,8 @@ public final class Session {
     public internal(set) var recipe = [RecipeStep]()
     /// The projections' weights before the first pruning, for `sparsify restore`.
     var denseWeights: DenseWeights?
+    /// The projections' weights just before the last `quantize`: QA-SparsePEFT's W_fp.
+    var preQuantization: [[Tensor]]?
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -62,6 +64,7 @@ public final class Session {
         examples = nil
         recipe = []
         denseWeights = nil
+        preQuantization = nil
     }
 
     /// Adds a step to the recipe.
@@ -123,6 +126,7 @@ public final class Session {
         activeGenome = nil
         recipe = []
         denseWeights = nil
+        preQuantization = nil
     }
 
     public func requireModel() throws -> LlamaModel {

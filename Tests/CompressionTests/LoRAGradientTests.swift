@@ -89,26 +89,6 @@ final class LoRAGradientTests: XCTestCase {
 
     /// Central differences of `loss` against the adapters' accumulated gradients, at every
     /// `every`-th element of each A and B; returns how many elements were checked.
-    private func assertAdapterGradientsMatch(_ lora: LoRASet, every: Int, loss: () -> Double,
-                                             file: StaticString = #filePath, line: UInt = #line) -> Int {
-        var checked = 0
-        for (l, p, adapter) in lora.ordered {
-            for (name, parameter, gradient) in [("A", adapter.a, adapter.gradA), ("B", adapter.b, adapter.gradB)] {
-                for i in stride(from: 0, to: parameter.count, by: every) {
-                    let saved = parameter[i]
-                    parameter[i] = saved + 1e-2; let plus = loss()
-                    parameter[i] = saved - 1e-2; let minus = loss()
-                    parameter[i] = saved
-                    let numeric = Float((plus - minus) / 2e-2)
-                    let error = abs(numeric - gradient[i]) / max(1e-2, abs(numeric), abs(gradient[i]))
-                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])",
-                                      file: file, line: line)
-                    checked += 1
-                }
-            }
-        }
-        return checked
-    }
 
     /// Distillation through the whole model: the adapters' gradients match finite differences of
     /// the distillation loss against a fixed teacher, and a step that teaches itself learns nothing.
@@ -205,5 +185,29 @@ final class LoRAGradientTests: XCTestCase {
         g[0] = 3
         XCTAssertEqual(opt.clipGradients(maxNorm: 1), 3)
         XCTAssertEqual(g[0], 1, accuracy: 1e-5)
+    }
+}
+
+extension XCTestCase {
+    /// Every `every`-th parameter of A and B against a central finite difference of `loss`.
+    func assertAdapterGradientsMatch(_ lora: LoRASet, every: Int, loss: () -> Double,
+                                             file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var checked = 0
+        for (l, p, adapter) in lora.ordered {
+            for (name, parameter, gradient) in [("A", adapter.a, adapter.gradA), ("B", adapter.b, adapter.gradB)] {
+                for i in stride(from: 0, to: parameter.count, by: every) {
+                    let saved = parameter[i]
+                    parameter[i] = saved + 1e-2; let plus = loss()
+                    parameter[i] = saved - 1e-2; let minus = loss()
+                    parameter[i] = saved
+                    let numeric = Float((plus - minus) / 2e-2)
+                    let error = abs(numeric - gradient[i]) / max(1e-2, abs(numeric), abs(gradient[i]))
+                    XCTAssertLessThan(error, 5e-2, "layer \(l) \(p) \(name)[\(i)]: numeric \(numeric), analytic \(gradient[i])",
+                                      file: file, line: line)
+                    checked += 1
+                }
+            }
+        }
+        return checked
     }
 }
