@@ -119,6 +119,27 @@ enum GGMLBlocks {
                 }
             }
             return out
+        case .q4_1:
+            // d = (max − min) / 15, m = min, q = min(15, ⌊(x − min)/d + 0.5⌋)
+            var out = [UInt8](repeating: 0, count: count / 32 * 20)
+            out.withUnsafeMutableBytes { p in
+                for b in 0..<(count / 32) {
+                    let v = x + b * 32
+                    var lo = Float.greatestFiniteMagnitude, hi = -Float.greatestFiniteMagnitude
+                    for j in 0..<32 { lo = min(lo, v[j]); hi = max(hi, v[j]) }
+                    let d = (hi - lo) / 15
+                    let inverse: Float = d == 0 ? 0 : 1 / d
+                    let block = p.baseAddress! + b * 20
+                    storeHalf(d, block)
+                    storeHalf(lo, block + 2)
+                    for j in 0..<16 {
+                        let a = min(15, UInt8(clamping: Int8(clamping: Int((v[j] - lo) * inverse + 0.5))))
+                        let c = min(15, UInt8(clamping: Int8(clamping: Int((v[j + 16] - lo) * inverse + 0.5))))
+                        block.storeBytes(of: a | (c << 4), toByteOffset: 4 + j, as: UInt8.self)
+                    }
+                }
+            }
+            return out
         default:
             preconditionFailure("quantize called for unsupported type \(type)")
         }

@@ -76,7 +76,7 @@ public enum GGMLType: UInt32, CustomStringConvertible, Sendable {
     }
 
     /// Elements per block and bytes per block.
-    var blockLayout: (elements: Int, bytes: Int)? {
+    public var blockLayout: (elements: Int, bytes: Int)? {
         switch self {
         case .f32: return (1, 4)
         case .f16, .bf16: return (1, 2)

@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// Writes GGUF version 3: metadata, then tensors as F32, F16, Q8_0 or Q4_0.
+/// Writes GGUF version 3: metadata, then tensors as F32, F16, Q8_0, Q4_0 or Q4_1.
 public struct GGUFWriter {
     public private(set) var metadata = [(String, GGUFValue)]()
     private var tensors = [(name: String, shape: [Int], type: GGMLType, bytes: [UInt8])]()
@@ -16,8 +16,8 @@ public struct GGUFWriter {
 
     /// Adds a tensor with a row-major shape (slowest axis first).
     public mutating func add(_ name: String, _ tensor: Tensor, as type: GGMLType) throws {
-        guard [.f32, .f16, .q8_0, .q4_0].contains(type) else {
-            throw GGUFError.cannotQuantize(tensor: name, reason: "writing \(type) is not supported (F32, F16, Q8_0, Q4_0)")
+        guard [.f32, .f16, .q8_0, .q4_0, .q4_1].contains(type) else {
+            throw GGUFError.cannotQuantize(tensor: name, reason: "writing \(type) is not supported (F32, F16, Q8_0, Q4_0, Q4_1)")
         }
         let rowLength = tensor.shape.last ?? 1
         let block = type.blockLayout!.elements
@@ -25,6 +25,22 @@ public struct GGUFWriter {
             throw GGUFError.cannotQuantize(tensor: name, reason: "row length \(rowLength) is not a multiple of \(type)'s block of \(block)")
         }
         tensors.append((name, tensor.shape, type, GGMLBlocks.quantize(type, tensor.data, count: tensor.count)))
+    }
+
+    /// Whether `type` holds `tensor` exactly: its blocks decode to the same floats.
+    public static func holdsExactly(_ tensor: Tensor, as type: GGMLType) -> Bool {
+        if type == .f32 { return true }
+        if let block = type.blockLayout?.elements, (tensor.shape.last ?? 1) % block != 0 { return false }
+        let bytes = GGMLBlocks.quantize(type, tensor.data, count: tensor.count)
+        let back = Tensor(uninitialized: tensor.shape)
+        bytes.withUnsafeBytes { GGMLBlocks.dequantize(type, $0.baseAddress!, into: back.data, count: back.count) }
+        for i in 0..<tensor.count where back[i].bitPattern != tensor[i].bitPattern && !(back[i] == 0 && tensor[i] == 0) { return false }
+        return true
+    }
+
+    /// Adds raw bytes already in `type`'s layout (a row-major shape, slowest axis first).
+    public mutating func add(_ name: String, shape: [Int], type: GGMLType, bytes: [UInt8]) {
+        tensors.append((name, shape, type, bytes))
     }
 
     public func encoded() -> Data {

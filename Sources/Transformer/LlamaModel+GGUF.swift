@@ -5,7 +5,8 @@ extension LlamaModel {
     /// Loads a LLaMA model from GGUF, dequantizing every weight to Float32.
     /// `progress` gets (tensors done, tensors in all) after each tensor.
     public static func load(_ file: GGUFFile, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
-        var config = try LlamaConfiguration.from(file.metadata)
+        let (metadata, ffnWidths) = try llamaView(of: file.metadata)
+        var config = try LlamaConfiguration.from(metadata)
         guard let embedding = file.info("token_embd.weight") else { throw GGUFError.missingTensor("token_embd.weight") }
         if config.vocabSize == 0 { config.vocabSize = embedding.shape[0] }
         let tokenizer = try tokenizer(from: file.metadata)
@@ -15,10 +16,15 @@ extension LlamaModel {
         }
         let tiedOutput = file.info("output.weight") == nil
         // Every tensor's shape and the memory they take are checked before the model is allocated:
-        // metadata may claim any size.
+        // metadata may claim any size. A `deci` layer's MLP is its own width.
         var infos = [GGUFFile.TensorInfo]()
-        for (name, shape) in config.weightShapes(tiedOutput: tiedOutput) {
+        for (name, full) in config.weightShapes(tiedOutput: tiedOutput) {
             guard let info = file.info(name) else { throw GGUFError.missingTensor(name) }
+            var shape = full
+            if let ffnWidths, let l = layerIndex(name) {
+                if name.hasSuffix("ffn_gate.weight") || name.hasSuffix("ffn_up.weight") { shape = [ffnWidths[l], config.dim] }
+                if name.hasSuffix("ffn_down.weight") { shape = [config.dim, ffnWidths[l]] }
+            }
             guard info.shape == shape || (info.shape.count == 1 && [info.elementCount] == shape) else {
                 throw GGUFError.badTensor(tensor: name, reason: "shape \(info.shape), the configuration needs \(shape)")
             }
@@ -28,10 +34,62 @@ extension LlamaModel {
         let model = LlamaModel(config: config, tokenizer: tokenizer, tiedOutput: tiedOutput)
         let weights = model.namedWeights
         for (index, ((_, weight), info)) in zip(weights, infos).enumerated() {
-            file.decode(info, into: weight.data)
+            if info.elementCount == weight.count {
+                file.decode(info, into: weight.data)
+            } else {
+                // A narrower deci MLP: its rows (gate, up) or columns (down) first, zeros after;
+                // the layer then runs at that width.
+                let part = Tensor(uninitialized: info.shape)
+                file.decode(info, into: part.data)
+                let (rows, columns) = (info.shape[0], info.shape[1])
+                let stride = weight.shape[1]
+                weight.zero()
+                for r in 0..<rows { (weight.data + r * stride).update(from: part.data + r * columns, count: columns) }
+            }
             progress?(index + 1, weights.count)
         }
+        if let ffnWidths { for (layer, width) in zip(model.layers, ffnWidths) { layer.activeFFN = width } }
         return model
+    }
+
+    /// The layer of a `blk.N.` tensor name.
+    static func layerIndex(_ name: String) -> Int? {
+        let parts = name.split(separator: ".")
+        return parts.count > 2 && parts[0] == "blk" ? Int(parts[1]) : nil
+    }
+
+    /// A `deci` file (per-layer MLP widths, §6.6) read as `llama`: the widest MLP as the model's
+    /// width, and each layer's own. Per-layer head counts are refused: every layer here has the
+    /// same attention.
+    static func llamaView(of metadata: [String: GGUFValue]) throws -> ([String: GGUFValue], [Int]?) {
+        guard metadata["general.architecture"]?.string == "deci" else { return (metadata, nil) }
+        var out = metadata
+        out["general.architecture"] = .string("llama")
+        for (key, value) in metadata where key.hasPrefix("deci.") { out["llama." + key.dropFirst(5)] = value }
+        func perLayer(_ key: String) throws -> [Int]? {
+            guard let value = metadata["deci." + key] else { return nil }
+            if let n = value.int { return [n] }
+            guard let values = value.array?.compactMap(\.int), values.count == value.array?.count, !values.isEmpty else {
+                throw GGUFError.badValue(key: "deci." + key, reason: "expected a number or an array of numbers")
+            }
+            return values
+        }
+        guard let layers = metadata["deci.block_count"]?.int, layers > 0 else { throw GGUFError.missingKey("deci.block_count") }
+        for key in ["attention.head_count", "attention.head_count_kv"] {
+            if let values = try perLayer(key) {
+                guard Set(values).count == 1, values[0] > 0 else {
+                    throw GGUFError.badValue(key: "deci." + key, reason: "per-layer head counts \(values) are not supported (every layer's must be the same)")
+                }
+                out["llama." + key] = .uint32(UInt32(values[0]))
+            }
+        }
+        guard var widths = try perLayer("feed_forward_length") else { throw GGUFError.missingKey("deci.feed_forward_length") }
+        if widths.count == 1 { widths = Array(repeating: widths[0], count: layers) }
+        guard widths.count == layers, widths.allSatisfy({ $0 > 0 && $0 < 1 << 31 }) else {
+            throw GGUFError.badValue(key: "deci.feed_forward_length", reason: "\(widths.count) positive widths for \(layers) layers")
+        }
+        out["llama.feed_forward_length"] = .uint32(UInt32(widths.max()!))
+        return (out, widths)
     }
 
     public static func load(path: String, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
@@ -59,20 +117,28 @@ extension LlamaModel {
                             addBOS: metadata["tokenizer.ggml.add_bos_token"]?.bool ?? false)
     }
 
+    /// The `tokenizer.*` keys that describe this model's tokenizer.
+    public var tokenizerMetadata: [(String, GGUFValue)] {
+        var out: [(String, GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string(tokenizer.preTokenizer)),
+            ("tokenizer.ggml.tokens", .array(.string, tokenizer.tokens.map(GGUFValue.string))),
+            ("tokenizer.ggml.token_type", .array(.int32, tokenizer.tokenTypes.map(GGUFValue.int32))),
+            ("tokenizer.ggml.merges", .array(.string, tokenizer.mergeList.map(GGUFValue.string))),
+            ("tokenizer.ggml.add_bos_token", .bool(tokenizer.addBOS)),
+        ]
+        if let bos = tokenizer.bosID { out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+        if let eos = tokenizer.eosID { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
+        return out
+    }
+
     /// A GGUF writer holding this model: weights in `type` (norms always F32, as llama.cpp's converter does).
     public func gguf(type: GGMLType = .f32, name: String = "sculpt") throws -> GGUFWriter {
         var writer = GGUFWriter()
         writer.set("general.architecture", .string("llama"))
         writer.set("general.name", .string(name))
         for (key, value) in config.metadata { writer.set(key, value) }
-        writer.set("tokenizer.ggml.model", .string("gpt2"))
-        writer.set("tokenizer.ggml.pre", .string(tokenizer.preTokenizer))
-        writer.set("tokenizer.ggml.tokens", .array(.string, tokenizer.tokens.map(GGUFValue.string)))
-        writer.set("tokenizer.ggml.token_type", .array(.int32, tokenizer.tokenTypes.map(GGUFValue.int32)))
-        writer.set("tokenizer.ggml.merges", .array(.string, tokenizer.mergeList.map(GGUFValue.string)))
-        writer.set("tokenizer.ggml.add_bos_token", .bool(tokenizer.addBOS))
-        if let bos = tokenizer.bosID { writer.set("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))) }
-        if let eos = tokenizer.eosID { writer.set("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos))) }
+        for (key, value) in tokenizerMetadata { writer.set(key, value) }
         for (name, weight) in namedWeights {
             try writer.add(name, weight, as: weight.shape.count == 1 ? .f32 : type)
         }

@@ -170,7 +170,9 @@ extension Session {
         set.merge(into: model)
         // A dense update moves the weights off their quantization grid: the packed form no longer holds them.
         var unpacked = 0
-        for (l, p, _) in set.ordered where model.layers[l].quantized.removeValue(forKey: p) != nil { unpacked += 1 }
+        for (l, p, adapter) in set.ordered where adapter.constraint?.isQuantizationAware != true {
+            if model.layers[l].quantized.removeValue(forKey: p) != nil { unpacked += 1 }
+        }
         if unpacked > 0 { modelCard?.packed = ModelQuantization.packedBytes(model) }
         let after = Sparsity.totals(model)
         record("merged adapters", String(format: "%d adapters; zeros %.2f %% → %.2f %%", set.ordered.count,
