@@ -49,6 +49,11 @@ extension CommandTable {
             return MimeBundle(plain: text)
         },
 
+        Command("lora remove", summary: "Take the adapters off the model (unmerging them first if merged); the base weights stay as they are") { _, context in
+            let count = try context.session.removeAdapters()
+            return MimeBundle(plain: "removed \(count) adapters; the model computes with its base weights")
+        },
+
         Command("lora unmerge", summary: "Take merged adapters back out of the weights (W −= s·B·A)") { _, context in
             let count = try context.session.unmergeAdapters()
             return MimeBundle(plain: "unmerged \(count) adapters; they are trainable again")

@@ -103,19 +103,30 @@ public enum GGUFExport {
         return out
     }
 
-    /// The GGUF type of one projection under `keep`, checked by decoding what it would write.
-    static func keptType(_ name: String, _ w: Tensor, grid: GroupQuantizedMatrix?) throws -> GGMLType {
-        guard let grid else { return .f32 }
-        let candidates: [GGMLType] = grid.bits == 8 ? [.q8_0] : grid.symmetric ? [.q4_0] : [.q4_1, .q4_0]
-        for type in candidates where GGUFWriter.holdsExactly(w, as: type) { return type }
+    /// The GGUF blocks of one projection under `keep`: its grid's codes packed as the type that
+    /// holds them exactly (checked against the weight the layer computes with).
+    static func keptBlocks(_ name: String, _ w: Tensor, grid: GroupQuantizedMatrix?) throws -> (GGMLType, [UInt8])? {
+        guard let grid else { return nil }
+        let (rows, columns) = (w.shape[0], w.shape[1])
+        // The grid must be what the layer computes with: its dequantized codes, cut to the subnet.
+        let values = grid.dequantized()
+        for r in 0..<rows {
+            for c in 0..<columns where values[r * grid.columns + c] != w[r * columns + c] {
+                throw ExportError.notHeldExactly(tensor: name, reason: "the weight left its INT\(grid.bits) grid (an adapter merged onto it?)")
+            }
+        }
+        let candidates: [GGMLType] = grid.bits == 8 ? [.q8_0] : grid.symmetric ? [.q4_0] : [.q4_1]
+        for type in candidates {
+            if let bytes = GGUFWriter.blocks(of: grid, rows: rows, columns: columns, as: type) { return (type, bytes) }
+        }
         let why: String
         if grid.group != 32 {
             why = "its INT\(grid.bits) groups of \(grid.group) do not line up with GGUF's blocks of 32 (quantize with group=32)"
         } else if !grid.symmetric {
-            why = "an asymmetric grid's zero point z·s is not a half float, as Q4_1's minimum must be (quantize with symmetric=yes for Q4_0"
-                + (grid.bits == 8 ? ", Q8_0)" : ")")
+            why = grid.bits == 8 ? "GGUF has no asymmetric 8-bit block (quantize with symmetric=yes for Q8_0)"
+                : "an asymmetric grid's minimum −z·s is not a half float, as Q4_1 stores it (quantize with symmetric=yes for Q4_0)"
         } else {
-            why = "its values are not on Q4_0's/Q8_0's grid (adapters merged off the grid?)"
+            why = "its columns do not split into blocks of 32"
         }
         throw ExportError.notHeldExactly(tensor: name, reason: why)
     }
@@ -175,10 +186,19 @@ public enum GGUFExport {
                 if adapter.map({ !$0.isMerged }) ?? false { folded += 1 }
                 let w = effectiveWeight(layer.weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
                 let tensorName = "blk.\(l).\(ggufName(p)).weight"
-                // A grid survives into the file only when the weight is still on it (the adapter merged onto it, or none).
-                let onGrid = adapter == nil || adapter!.isMerged || adapter!.constraint?.isQuantizationAware == true
-                let grid = onGrid ? (adapter?.isMerged == false ? adapter?.constraint?.quantization?.grid : layer.quantized[p]) : nil
-                try add(tensorName, w, type == .keep ? keptType(tensorName, w, grid: grid) : twoD)
+                guard type == .keep else {
+                    try add(tensorName, w, twoD)
+                    continue
+                }
+                // The codes the layer computes with: an unmerged QA-SparsePEFT adapter's merge, else the layer's own.
+                let grid = adapter.flatMap { $0.isMerged ? nil : $0.mergedCodes() } ?? (adapter.map { $0.isMerged || $0.constraint == nil } ?? true ? layer.quantized[p] : nil)
+                if let (blockType, bytes) = try keptBlocks(tensorName, w, grid: grid) {
+                    writer.add(tensorName, shape: w.shape, type: blockType, bytes: bytes)
+                    types[blockType.description, default: 0] += 1
+                    parameters += w.count
+                } else {
+                    try add(tensorName, w, .f32)
+                }
             }
         }
         try add("output_norm.weight", model.finalNorm, .f32)

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 // ggml's block formats: 32 consecutive weights along the contiguous axis per block.
 //
@@ -72,6 +73,54 @@ enum GGMLBlocks {
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             for b in (w * chunk)..<min(blocks, (w + 1) * chunk) { body(b) }
         }
+    }
+
+    /// The blocks of `type` that hold a grid's codes exactly, for its first `rows` rows and
+    /// `columns` columns, or nil when `type` cannot: groups of 32 only; Q4_0 for symmetric INT4
+    /// (d = s, nibble = q), Q8_0 for symmetric INT8 (d = s, q − 128), Q4_1 for INT4 whose
+    /// minimum −z·s is a half float (d = s, m = −z·s, nibble = q).
+    public static func pack(_ grid: GroupQuantizedMatrix, rows: Int, columns: Int, as type: GGMLType) -> [UInt8]? {
+        guard grid.group == 32, columns % 32 == 0, rows <= grid.rows, columns <= grid.columns else { return nil }
+        let blocksPerRow = columns / 32
+        switch (type, grid.bits, grid.symmetric) {
+        case (.q4_0, 4, true), (.q4_1, 4, _), (.q8_0, 8, true):
+            break
+        default:
+            return nil
+        }
+        let bytesPerBlock = type.blockLayout!.bytes
+        var out = [UInt8](repeating: 0, count: rows * blocksPerRow * bytesPerBlock)
+        var exact = true
+        out.withUnsafeMutableBytes { p in
+            for r in 0..<rows {
+                for g in 0..<blocksPerRow {
+                    let block = p.baseAddress! + (r * blocksPerRow + g) * bytesPerBlock
+                    let s = grid.scale(r, group: g), z = grid.zero(r, group: g)
+                    guard Float(Float16(s)) == s else { exact = false; return }
+                    storeHalf(s, block)
+                    switch type {
+                    case .q8_0:
+                        for j in 0..<32 { block.storeBytes(of: Int8(grid.code(r, g * 32 + j) - z), toByteOffset: 2 + j, as: Int8.self) }
+                    case .q4_0, .q4_1:
+                        var start = 2
+                        if type == .q4_1 {
+                            let m = -Float(z) * s
+                            guard Float(Float16(m)) == m else { exact = false; return }
+                            storeHalf(m, block + 2)
+                            start = 4
+                        }
+                        for j in 0..<16 {
+                            let lo = UInt8(grid.code(r, g * 32 + j)), hi = UInt8(grid.code(r, g * 32 + j + 16))
+                            block.storeBytes(of: lo | (hi << 4), toByteOffset: start + j, as: UInt8.self)
+                        }
+                    default:
+                        exact = false
+                        return
+                    }
+                }
+            }
+        }
+        return exact ? out : nil
     }
 
     /// Encodes `count` floats (a multiple of the block size for block types) as `type`.

@@ -38,6 +38,11 @@ public struct GGUFWriter {
         return true
     }
 
+    /// A quantization grid's codes as `type`'s blocks, exactly, or nil (see `GGMLBlocks.pack`).
+    public static func blocks(of grid: GroupQuantizedMatrix, rows: Int, columns: Int, as type: GGMLType) -> [UInt8]? {
+        GGMLBlocks.pack(grid, rows: rows, columns: columns, as: type)
+    }
+
     /// Adds raw bytes already in `type`'s layout (a row-major shape, slowest axis first).
     public mutating func add(_ name: String, shape: [Int], type: GGMLType, bytes: [UInt8]) {
         tensors.append((name, shape, type, bytes))

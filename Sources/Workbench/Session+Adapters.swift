@@ -180,6 +180,22 @@ extension Session {
         return (set.ordered.count, before.zeros, after.zeros, after.entries, unpacked)
     }
 
+    /// Takes the adapters off the model (out of the weights first if merged), with the elastic
+    /// space and its subnet: the model computes as its base weights do.
+    public func removeAdapters() throws -> Int {
+        let model = try requireModel()
+        let set = try requireLoRA()
+        let wasMerged = set.isMerged
+        set.detach(from: model)
+        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
+        lora = nil
+        elastic = nil
+        activeGenome = nil
+        trainingHistory = []
+        record("removed adapters", wasMerged ? "unmerged first" : "")
+        return set.ordered.count
+    }
+
     /// Takes merged adapters back out of the weights.
     public func unmergeAdapters() throws -> Int {
         let model = try requireModel()

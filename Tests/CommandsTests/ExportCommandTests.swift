@@ -52,6 +52,22 @@ final class ExportCommandTests: XCTestCase {
         for (a, b) in zip(model.layers, reloaded.layers) {
             for p in Projection.allCases { XCTAssertEqual(a.weight(p).array, b.weight(p).array, "\(p) exactly") }
         }
+        // QA-SparsePEFT moves codes within each group: the blocks are written from the codes, not re-derived.
+        _ = try runner.run("lora rank=4 sparse=yes quantization_aware=yes targets=q,v,down\ntrain steps=3 seq=32 lr=0.05", output: output)
+        let unmergedPath = temporaryPath("qa-unmerged.gguf")
+        let baseQ = model.layers.map { $0.wq.array }
+        _ = try runner.run("export gguf \(unmergedPath) type=keep\nlora merge", output: output)
+        XCTAssertNotEqual(model.layers.map { $0.wq.array }, baseQ, "training moved codes")
+        let mergedPath = temporaryPath("qa-merged.gguf")
+        _ = try runner.run("export gguf \(mergedPath) type=keep", output: output)
+        for path in [unmergedPath, mergedPath] {
+            let back = try LlamaModel.load(path: path)
+            XCTAssertEqual(try GGUFFile(path: path).info("blk.0.attn_q.weight")?.type, .q4_0)
+            for (a, b) in zip(model.layers, back.layers) {
+                for p in Projection.allCases { XCTAssertEqual(a.weight(p).array, b.weight(p).array, "\(path): \(p) exactly") }
+            }
+        }
+        _ = try runner.run("lora remove", output: output)
         _ = try runner.run("sparsify restore\nquantize int4 group=32", output: output)
         XCTAssertThrowsError(try runner.run("export gguf \(temporaryPath("asym.gguf")) type=keep", output: output)) {
             XCTAssertTrue("\($0)".contains("symmetric=yes"), "\($0)")
