@@ -10,8 +10,9 @@ import Transformer
 ///     U = chol(H⁻¹) (upper),  for each column i:  q_i = Q(w_i),  e = (w_i − q_i) / U_ii,
 ///     w_j −= e · U_ij  for j > i.
 ///
-/// The grid of a group is chosen (as `GroupQuantizer` does) from its weights as updated when the
-/// group's first column is reached. Weights that are zero to begin with (pruned) are kept zero:
+/// The grid of a group is chosen (as `GroupQuantizer` does) from its weights as they were when
+/// the block of 128 holding its first column started (GPTQ's and AutoGPTQ's `find_params` read W,
+/// which the updates within a block reach only when the block ends). Weights that are zero to begin with (pruned) are kept zero:
 /// they quantize to the zero point and their update error spreads like any other column's
 /// (SparseGPT's joint rule), so a sparse model stays exactly as sparse.
 public enum GPTQ {
@@ -114,11 +115,18 @@ public enum GPTQ {
         var groupValues = [Float](repeating: 0, count: p.group)
         for start in stride(from: 0, to: n, by: blockSize) {
             let end = min(n, start + blockSize), width = end - start
+            // The block's columns as the block starts: GPTQ's code picks each group's grid from W,
+            // which the updates inside a block do not touch until the block ends.
+            var snapshot = [Float](repeating: 0, count: rows * width)
+            for r in 0..<rows { for j in 0..<width { snapshot[r * width + j] = w[r * n + start + j] } }
             for i in start..<end {
                 if i % p.group == 0 {
                     let g = i / p.group, count = min(n, i + p.group) - i
                     for r in 0..<rows {
-                        for j in 0..<count { groupValues[j] = pruned[r * n + i + j] ? 0 : w[r * n + i + j] }
+                        for j in 0..<count {
+                            let c = i + j
+                            groupValues[j] = pruned[r * n + c] ? 0 : (c < end ? snapshot[r * width + c - start] : w[r * n + c])
+                        }
                         groupValues.withUnsafeBufferPointer { GroupQuantizer.chooseGrid(&m, row: r, group: g, weights: $0.baseAddress!, count: count) }
                     }
                 }
