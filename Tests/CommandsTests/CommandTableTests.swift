@@ -131,12 +131,12 @@ final class CommandTableTests: XCTestCase {
             table.complete(code, cursor: cursor ?? code.unicodeScalars.count).matches
         }
         XCTAssertEqual(matches("ec"), ["echo"])
-        XCTAssertEqual(Set(matches("s")), ["seed", "sleep", "status", "search", "subnet"])
+        XCTAssertEqual(Set(matches("s")), ["seed", "sleep", "status", "search", "subnet", "sparsify", "sparsity", "sensitivity"])
         XCTAssertEqual(matches("echo x t"), ["to="])
         XCTAssertEqual(matches("echo x to=st"), ["stdout", "stderr"])
         XCTAssertEqual(table.complete("echo x to=st", cursor: 12).start, 10)
         XCTAssertEqual(matches("clear wait="), ["yes", "no"])
-        XCTAssertEqual(Set(matches("help se")), ["seed", "search"])
+        XCTAssertEqual(Set(matches("help se")), ["seed", "search", "sensitivity"])
         XCTAssertEqual(matches("seed 1\nst"), ["status"])
         XCTAssertEqual(matches("echo to=stdout t"), [], "an option is offered once")
         XCTAssertEqual(matches("bogus x"), [])
