@@ -14,6 +14,8 @@ public struct ModelCard: Sendable {
     public var fileBytes: Int?
     public var fileTypes: String?
     public var tokenizer: String
+    /// MLP width per layer when the layers differ (a `deci` file, a cut-out subnet); nil when uniform.
+    public var ffnWidths: [Int]?
     /// Projections stored quantized: packed bytes, the Float32 bytes they stand for, how many.
     public var packed: (packed: Int, float32: Int, projections: Int)?
     /// Multiply-accumulates per token for projections and the output head (computed).
@@ -23,7 +25,10 @@ public struct ModelCard: Sendable {
         self.name = name
         self.source = source
         config = model.config
-        parameters = model.parameterCount
+        let widths = model.layers.map(\.activeFFN)
+        ffnWidths = Set(widths).count == 1 && widths.first == model.config.ffnDim ? nil : widths
+        // A narrower layer's MLP is stored padded with zeros to the widest: not parameters.
+        parameters = model.parameterCount - widths.reduce(0) { $0 + 3 * (model.config.ffnDim - $1) * model.config.dim }
         tiedOutput = model.output == nil
         weightBytes = model.weightBytes
         self.fileBytes = fileBytes
@@ -41,7 +46,8 @@ public struct ModelCard: Sendable {
             ("layers", String(config.layers)),
             ("width (dim)", String(config.dim)),
             ("attention heads", "\(config.heads) query, \(config.kvHeads) key/value (head dim \(config.headDim))"),
-            ("MLP width", String(config.ffnDim)),
+            ("MLP width", ffnWidths.map { w in "per layer \(w.min()!)–\(w.max()!) (mean \(w.reduce(0, +) / w.count)): " + w.map(String.init).joined(separator: ",") }
+                ?? String(config.ffnDim)),
             ("vocabulary", String(config.vocabSize)),
             ("context", String(config.contextLength)),
             ("RoPE base", formatCount(Double(config.ropeBase))),
