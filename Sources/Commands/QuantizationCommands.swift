@@ -81,10 +81,15 @@ extension CommandTable {
         let last = result.layersDone.last.map { "through block \($0)" } ?? "no block"
         show(result.interrupted ? "interrupted: quantized \(last), the rest is as it was" : String(format: "done in %.1f s", result.seconds), force: true)
         let all = result.errors.values.flatMap(\.values)
-        let ragged = model.config.dim % p.grid.group != 0 || model.config.ffnDim % p.grid.group != 0
+        // Rows whose inputs do not split into whole groups: say how they are grouped.
+        let widths = Set(p.targets.map { $0.shape(model.config).inFeatures }).sorted()
+        let raggedRows = widths.filter { $0 % p.grid.group != 0 }.map { w in
+            w < p.grid.group ? "\(w) inputs: one group of \(w)"
+                : "\(w) inputs: \(w / p.grid.group) groups of \(p.grid.group) and one of \(w % p.grid.group)"
+        }
         var rows: [[String]] = [
             ["method", p.method.rawValue + (p.method == .gptq ? " (calibration: \(result.calibrationTokens) tokens)" : "")],
-            ["grid", p.grid.description + (ragged ? " (ragged last group: \(model.config.dim) and \(model.config.ffnDim) inputs in groups of \(p.grid.group))" : "")],
+            ["grid", p.grid.description + (raggedRows.isEmpty ? "" : " (ragged last group: " + raggedRows.joined(separator: "; ") + ")")],
             ["blocks", "\(result.layersDone.count) of \(chosen.count)" + (result.interrupted ? " (interrupted \(last))" : "")],
             ["relative error", all.isEmpty ? "—" : String(format: "mean %.2f %%, largest %.2f %%", 100 * all.reduce(0, +) / Double(all.count), 100 * (all.max() ?? 0))],
             ["packed", "\(formatBytes(result.packedBytes)) for \(formatBytes(result.float32Bytes)) of Float32 weights"],
