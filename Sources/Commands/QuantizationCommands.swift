@@ -85,7 +85,7 @@ extension CommandTable {
         let widths = Set(p.targets.map { $0.shape(model.config).inFeatures }).sorted()
         let raggedRows = widths.filter { $0 % p.grid.group != 0 }.map { w in
             w < p.grid.group ? "\(w) inputs: one group of \(w)"
-                : "\(w) inputs: \(w / p.grid.group) groups of \(p.grid.group) and one of \(w % p.grid.group)"
+                : "\(w) inputs: \(w / p.grid.group) × \(p.grid.group) and one group of \(w % p.grid.group)"
         }
         var rows: [[String]] = [
             ["method", p.method.rawValue + (p.method == .gptq ? " (calibration: \(result.calibrationTokens) tokens)" : "")],
