@@ -99,6 +99,9 @@ extension CommandTable {
             show("interrupted: \(measured) of \(total) cells measured; the model is unchanged", force: true)
             context.output.display(map(nil).tableBundle, id: nil)
             throw CancellationError()
+        } catch let error as CancellationError {
+            show("interrupted while calibrating: no cell measured; the model is unchanged", force: true)
+            throw error
         } catch {
             show("failed: \(error)", force: true)
             throw error

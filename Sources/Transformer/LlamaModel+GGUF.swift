@@ -48,7 +48,12 @@ extension LlamaModel {
             }
             progress?(index + 1, weights.count)
         }
-        if let ffnWidths { for (layer, width) in zip(model.layers, ffnWidths) { layer.activeFFN = width } }
+        if let ffnWidths {
+            for (layer, width) in zip(model.layers, ffnWidths) {
+                layer.activeFFN = width
+                layer.storedFFN = width
+            }
+        }
         return model
     }
 

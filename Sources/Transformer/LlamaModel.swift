@@ -18,6 +18,9 @@ public final class LlamaLayer: @unchecked Sendable {
     /// MLP channels in use: the first `activeFFN` outputs of gate and up and inputs of down
     /// (elastic width, LoNAS mode B). The full width unless a subnet narrows it.
     public var activeFFN: Int
+    /// MLP channels that hold weights: the full width, or for a layer loaded narrower from a
+    /// `deci` file its own width (the rest of the storage is zero padding).
+    public internal(set) var storedFFN: Int
     /// Stored MLP channel i is channel `mlpChannelOrder[i]` of the weights as loaded: the identity
     /// until `permuteMLPChannels` reorders them (exports use it to write the loaded order back).
     public internal(set) var mlpChannelOrder: [Int]
@@ -49,6 +52,7 @@ public final class LlamaLayer: @unchecked Sendable {
         wUp = Tensor(zeros: [c.ffnDim, c.dim])
         wDown = Tensor(zeros: [c.dim, c.ffnDim])
         activeFFN = c.ffnDim
+        storedFFN = c.ffnDim
         mlpChannelOrder = Array(0..<c.ffnDim)
     }
 

@@ -54,8 +54,11 @@ extension Session {
     /// Callers validate first; should `make` still fail, the old adapters and state go back on,
     /// so the session never ends up with none.
     func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
+        try requireUniformWidths(model, for: "adapters")
         let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.layers.map(\.activeFFN))
         lora?.detach(from: model)
+        let unpacked = packedBeforeMerge
+        restorePackedAfterUnmerge(model)
         lora = nil
         elastic = nil
         activeGenome = nil
@@ -67,10 +70,44 @@ extension Session {
             return set
         } catch {
             old.0?.reattach(to: model, merged: old.1)
+            if old.1 {
+                // The merge took the same projections off their grid again.
+                for (l, grids) in unpacked { for p in grids.keys { model.layers[l].quantized[p] = nil } }
+                packedBeforeMerge = unpacked
+            }
             (lora, elastic, activeGenome, trainingHistory) = (old.0, old.2, old.3, old.4)
             for (layer, width) in zip(model.layers, old.5) { layer.activeFFN = width }
             throw error
         }
+    }
+
+    /// After an unmerge: the grids a plain merge dropped, with the weights put exactly back on them.
+    func restorePackedAfterUnmerge(_ model: LlamaModel) {
+        guard !packedBeforeMerge.isEmpty else { return }
+        for (l, grids) in packedBeforeMerge {
+            for (p, grid) in grids {
+                grid.dequantize(into: model.layers[l].weight(p).data)
+                model.layers[l].quantized[p] = grid
+            }
+        }
+        packedBeforeMerge = [:]
+        modelCard?.packed = ModelQuantization.packedBytes(model)
+    }
+
+    /// A `deci` model's narrower layers are stored padded with zeros to the widest: the commands
+    /// that re-slice, prune, quantize or adapt the MLP would treat the padding as weights.
+    func requireUniformWidths(_ model: LlamaModel, for what: String) throws {
+        guard model.layers.contains(where: { $0.storedFFN != model.config.ffnDim }) else { return }
+        throw WorkbenchError.invalid("this model was loaded with per-layer MLP widths (a `deci` file): it evaluates, generates and exports, "
+                                     + "but \(what) need equal widths; load the full model and cut the subnet again")
+    }
+
+    /// SparsePEFT and QA-SparsePEFT adapters hold masks and grids made from the base when they
+    /// were attached: changing the base under them would let their updates fill new zeros.
+    func requireNoConstrainedAdapters(for what: String) throws {
+        guard let lora, lora.ordered.contains(where: { $0.adapter.constraint != nil }) else { return }
+        throw WorkbenchError.invalid("SparsePEFT adapters are attached, with masks (and grids) made from the base as it was: "
+                                     + "`lora remove` them before \(what)")
     }
 
     public func requireLoRA() throws -> LoRASet {
@@ -171,7 +208,10 @@ extension Session {
         // A dense update moves the weights off their quantization grid: the packed form no longer holds them.
         var unpacked = 0
         for (l, p, adapter) in set.ordered where adapter.constraint?.isQuantizationAware != true {
-            if model.layers[l].quantized.removeValue(forKey: p) != nil { unpacked += 1 }
+            if let grid = model.layers[l].quantized.removeValue(forKey: p) {
+                packedBeforeMerge[l, default: [:]][p] = grid
+                unpacked += 1
+            }
         }
         if unpacked > 0 { modelCard?.packed = ModelQuantization.packedBytes(model) }
         let after = Sparsity.totals(model)
@@ -187,6 +227,7 @@ extension Session {
         let set = try requireLoRA()
         let wasMerged = set.isMerged
         set.detach(from: model)
+        restorePackedAfterUnmerge(model)
         for layer in model.layers { layer.activeFFN = model.config.ffnDim }
         lora = nil
         elastic = nil
@@ -202,6 +243,7 @@ extension Session {
         let set = try requireLoRA()
         guard set.isMerged else { throw WorkbenchError.invalid("the adapters are not merged") }
         set.unmerge(from: model)
+        restorePackedAfterUnmerge(model)
         record("unmerged adapters", "")
         return set.ordered.count
     }

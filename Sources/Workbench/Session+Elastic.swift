@@ -64,6 +64,13 @@ extension Session {
             throw WorkbenchError.invalid("sparse=yes keeps the base's zeros under the update; mode B narrows the MLP itself: use mode A (Shears, SQFT)")
         }
         let configuration = LoRAConfiguration(rank: top, alpha: alpha ?? 2 * Float(top), targets: targets, dropout: dropout, sparse: sparse)
+        // Reordering MLP channels moves weights; packed codes group along down's inputs and
+        // would no longer line up.
+        let reorders = mode == .b && (order == .importance || model.layers.contains { $0.mlpChannelOrder != Array(0..<model.config.ffnDim) })
+        if reorders && (model.layers.contains { !$0.quantized.isEmpty } || preQuantization != nil) {
+            throw WorkbenchError.invalid("the model is quantized: reordering its MLP channels would break the groups of its codes; "
+                                         + "use order=loaded on a model quantized in its loaded order, or `sparsify restore` first")
+        }
         // Checked before the calibration and before the old adapters come off.
         try configuration.validate(for: model.config)
         let space = ElasticSpace(config: model.config, mode: mode, rankChoices: Array(Set(ranks)), widthFractions: Array(Set(widths)),

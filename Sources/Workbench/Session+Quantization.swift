@@ -26,17 +26,26 @@ extension Session {
         if let lora, lora.isMerged {
             throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` first, so quantization reaches the base weights only")
         }
+        try requireUniformWidths(model, for: "quantization")
+        try requireNoConstrainedAdapters(for: "quantizing")
         var calibration = [[Int32]]()
+        var splitName = ""
         if parameters.method == .gptq {
             guard let corpus else { throw WorkbenchError.noData }
             guard length <= model.config.contextLength else {
                 throw WorkbenchError.invalid("calibration_len=\(length) exceeds the model's context of \(model.config.contextLength) tokens")
             }
-            calibration = try calibrationWindows(split: calibrationSplit ?? (corpus.isAusten ? "emma" : corpus.splits[0].name),
-                                                 windows: windows, length: length)
+            splitName = calibrationSplit ?? (corpus.isAusten ? "emma" : corpus.splits[0].name)
+            calibration = try calibrationWindows(split: splitName, windows: windows, length: length)
         }
         try keepDenseWeights(model)
-        let before = model.layers.map { layer in Projection.allCases.map { layer.weight($0).copy() } }
+        // W_fp for QA-SparsePEFT: the weights just before this quantization, for what it quantizes.
+        let chosen = Set((0..<model.config.layers).filter { parameters.layers?.contains($0) ?? true })
+        let before = model.layers.enumerated().map { l, layer in
+            Projection.allCases.enumerated().map { k, p in
+                chosen.contains(l) && parameters.targets.contains(p) ? layer.weight(p).copy() : (preQuantization?[l][k] ?? layer.weight(p).copy())
+            }
+        }
         let started = Date()
         var done = [Int]()
         var errors = [Int: ModelQuantization.LayerErrors]()
@@ -55,7 +64,7 @@ extension Session {
         if !done.isEmpty { preQuantization = before }
         if !done.isEmpty {
             var arguments = "\(parameters.method.rawValue), \(parameters.grid.description) of " + parameters.targets.map(\.rawValue).joined(separator: ",")
-            if parameters.method == .gptq { arguments += ", calibration \(windows) × \(length) tokens of \(calibrationSplit ?? "emma")" }
+            if parameters.method == .gptq { arguments += ", calibration \(windows) × \(length) tokens of \(splitName)" }
             if interrupted || parameters.layers != nil { arguments += ", layers " + layerList(done) }
             record("quantized", arguments)
         }

@@ -12,12 +12,24 @@ extension Session {
                             onCell: @escaping (Int, Int, Double) -> Void) throws -> Sensitivity.Result {
         let model = try requireModel()
         if let lora, lora.isMerged { throw WorkbenchError.invalid("the adapters are merged: `lora unmerge` first, so each module is compressed alone") }
+        try requireUniformWidths(model, for: "sensitivity")
         guard let split = split ?? evaluationSplit else { throw WorkbenchError.noData }
         let seq = min(window, model.config.contextLength - 1)
         let count = max(1, tokens / seq)
         let all = try self.tokens(split: split)
         guard all.count >= count * seq + 1 else { throw WorkbenchError.notEnoughTokens(have: all.count, need: count * seq + 1) }
         let windows = (0..<count).map { Array(all[($0 * seq)...($0 * seq + seq)]) }
+        // The residual stream entering every layer is kept for the whole batch, with one batched
+        // forward's activations: say so before allocating them.
+        let c = model.config
+        let rows = Double(count * seq)
+        let bytes = 4 * (rows * Double(c.dim) * Double(c.layers + 1) + rows * Double(5 * c.dim + 3 * c.ffnDim)
+                         + Double(count * c.heads) * Double(seq) * Double(seq))
+        do {
+            try MachineMemory.check(bytes, for: "sensitivity on \(count * seq) tokens")
+        } catch let error as MemoryError {
+            throw WorkbenchError.invalid("\(error): use fewer tokens")
+        }
         var calibration = [[Int32]]()
         if case .prune(_, wanda: true) = treatment {
             guard let corpus else { throw WorkbenchError.noData }

@@ -44,10 +44,14 @@ extension Session {
         if let lora, lora.isMerged {
             throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` first, so pruning reaches the base weights only")
         }
+        try requireUniformWidths(model, for: "pruning")
+        try requireNoConstrainedAdapters(for: "pruning")
         var calibration = [[Int32]]()
+        var splitName = ""
         if method == .wanda {
             guard let corpus else { throw WorkbenchError.noData }
             let split = calibrationSplit ?? (corpus.isAusten ? "emma" : corpus.splits[0].name)
+            splitName = split
             guard length <= model.config.contextLength else {
                 throw WorkbenchError.invalid("calibration_len=\(length) exceeds the model's context of \(model.config.contextLength) tokens")
             }
@@ -73,16 +77,36 @@ extension Session {
         } catch is CancellationError {
             interrupted = true
         }
+        if !pruned.isEmpty { keepQuantizedFormsInStep(model, layers: pruned, targets: parameters.targets) }
         let totals = Sparsity.totals(model)
         if !pruned.isEmpty {
             var arguments = "\(parameters.pattern) of " + parameters.targets.map(\.rawValue).joined(separator: ",")
-            if method == .wanda { arguments += ", calibration \(windows) × \(length) tokens of \(calibrationSplit ?? "emma")" }
+            if method == .wanda { arguments += ", calibration \(windows) × \(length) tokens of \(splitName)" }
             if interrupted || parameters.layers != nil { arguments += ", layers " + layerList(pruned) }
             record("sparsified (\(method.rawValue))", arguments + String(format: ": %.2f %% zeros", 100 * Double(totals.zeros) / Double(totals.entries)))
         }
         return SparsifyResult(method: method, pattern: parameters.pattern, layersPruned: pruned, interrupted: interrupted,
                               seconds: Date().timeIntervalSince(started), zeros: totals.zeros, entries: totals.entries,
                               calibrationTokens: calibration.count * length)
+    }
+
+    /// Pruning a quantized projection sets weights to zero, which is on its grid (q = z): the
+    /// codes follow, and so does W_fp (QA-SparsePEFT's base), so the mask made from it knows.
+    func keepQuantizedFormsInStep(_ model: LlamaModel, layers: [Int], targets: [Projection]) {
+        for l in layers {
+            let layer = model.layers[l]
+            for p in targets {
+                let w = layer.weight(p)
+                let k = Projection.allCases.firstIndex(of: p)!
+                if var grid = layer.quantized[p] {
+                    for r in 0..<grid.rows {
+                        for c in 0..<grid.columns where w[r * grid.columns + c] == 0 { grid.setCode(r, c, grid.zero(r, group: c / grid.group)) }
+                    }
+                    layer.quantized[p] = grid
+                }
+                if let base = preQuantization?[l][k] { for i in 0..<w.count where w[i] == 0 { base[i] = 0 } }
+            }
+        }
     }
 
     /// Keeps a copy of every projection's weights before the first pruning or quantization.
@@ -104,6 +128,7 @@ extension Session {
         let model = try requireModel()
         guard let denseWeights else { throw WorkbenchError.invalid("the weights were never pruned or quantized: nothing to restore") }
         if let lora, lora.isMerged { throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` first") }
+        try requireNoConstrainedAdapters(for: "restoring the dense weights")
         guard denseWeights.channelOrder == model.layers.map(\.mlpChannelOrder) else {
             throw WorkbenchError.invalid("the MLP channels were reordered after pruning: reload the model to get the dense weights")
         }
@@ -113,6 +138,7 @@ extension Session {
         }
         self.denseWeights = nil
         preQuantization = nil
+        packedBeforeMerge = [:]
         modelCard?.packed = nil
         record("restored dense weights", "")
     }

@@ -40,6 +40,8 @@ public final class Session {
     var denseWeights: DenseWeights?
     /// The projections' weights just before the last `quantize`: QA-SparsePEFT's W_fp.
     var preQuantization: [[Tensor]]?
+    /// Packed forms a plain merge took off the grid, by layer: put back by unmerge.
+    var packedBeforeMerge = [Int: [Projection: GroupQuantizedMatrix]]()
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -65,6 +67,7 @@ public final class Session {
         recipe = []
         denseWeights = nil
         preQuantization = nil
+        packedBeforeMerge = [:]
     }
 
     /// Adds a step to the recipe.
@@ -127,6 +130,7 @@ public final class Session {
         recipe = []
         denseWeights = nil
         preQuantization = nil
+        packedBeforeMerge = [:]
     }
 
     public func requireModel() throws -> LlamaModel {

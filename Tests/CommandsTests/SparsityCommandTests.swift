@@ -1,5 +1,6 @@
 @testable import Commands
 import Compression
+import Transformer
 import Display
 import Foundation
 import Workbench
@@ -51,5 +52,57 @@ final class SparsityCommandTests: XCTestCase {
         }
         XCTAssertEqual(Sparsity.totals(try session.requireModel()).zeros, 0, "nothing pruned")
         XCTAssertTrue(session.recipe.allSatisfy { $0.action == "loaded" })
+    }
+}
+
+final class CompressionStateTests: XCTestCase {
+    /// Pruning a quantized model keeps its codes and QA-SparsePEFT's base in step: the pruned
+    /// weights stay zero through a QA-SparsePEFT merge.
+    func testPruningAfterQuantizingKeepsCodesAndQAMasksInStep() throws {
+        let (session, runner, output) = try tinySession(reading: "Emma Woodhouse, handsome, clever, and rich. ", repeated: 80,
+                                                        then: "quantize int4 group=16 symmetric=yes\nsparsify magnitude sparsity=50%")
+        let model = try session.requireModel()
+        for layer in model.layers {
+            for p in Projection.allCases { XCTAssertEqual(layer.weight(p).array, layer.quantized[p]!.dequantized().array, "\(p) codes follow the zeros") }
+        }
+        let zeros = model.layers.map { layer in Projection.allCases.map { p in (0..<layer.weight(p).count).filter { layer.weight(p)[$0] == 0 } } }
+        _ = try runner.run("lora rank=4 sparse=yes quantization_aware=yes targets=q,v,down\ntrain steps=3 seq=32 lr=0.05\nlora merge", output: output)
+        for (l, layer) in model.layers.enumerated() {
+            for (k, p) in Projection.allCases.enumerated() {
+                for i in zeros[l][k] { XCTAssertEqual(layer.weight(p)[i], 0, "\(l).\(p) weight \(i) stays pruned") }
+            }
+        }
+        // Changing the base under SQFT adapters is refused, with the way out.
+        _ = try runner.run("lora unmerge", output: output)
+        for line in ["sparsify wanda", "quantize int8", "sparsify restore"] {
+            XCTAssertThrowsError(try runner.run(line, output: output), line) { XCTAssertTrue("\($0)".contains("lora remove"), "\(line): \($0)") }
+        }
+    }
+
+    /// A plain merge takes projections off their grid; unmerging puts them back exactly.
+    func testUnmergeRestoresThePackedFormsAPlainMergeDropped() throws {
+        let (session, runner, output) = try tinySession(reading: "Emma Woodhouse, handsome, clever, and rich. ", repeated: 80,
+                                                        then: "quantize int4 group=32 symmetric=yes\nlora rank=4 targets=q,v\ntrain steps=2 seq=32 lr=0.05")
+        let model = try session.requireModel()
+        let grids = model.layers.map(\.quantized)
+        let text = try runner.run("lora merge", output: output).result?.plainText ?? ""
+        XCTAssertTrue(text.contains("left their INT grid"), text)
+        XCTAssertNil(model.layers[0].quantized[.q])
+        _ = try runner.run("lora unmerge", output: output)
+        XCTAssertEqual(model.layers.map(\.quantized), grids)
+        for layer in model.layers { XCTAssertEqual(layer.wq.array, layer.quantized[.q]!.dequantized().array, "exactly on the grid again") }
+    }
+
+    func testAModelWithPerLayerWidthsRefusesWhatWouldTreatItsPaddingAsWeights() throws {
+        let (_, runner, output) = try tinySession(reading: "Emma Woodhouse, handsome, clever, and rich. ", repeated: 80,
+                                                  then: "elastic mode=B ranks=4,2 widths=100%,50%\nsubnet genome=0,0,1,0,0,0")
+        let path = NSTemporaryDirectory() + "sculpt-\(UUID().uuidString)-deci.gguf"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        _ = try runner.run("export gguf \(path)\nmodel load \(path)", output: output)
+        for line in ["lora rank=4", "sparsify magnitude", "quantize int4", "sensitivity bits=4 tokens=64 window=32"] {
+            XCTAssertThrowsError(try runner.run(line, output: output), line) { XCTAssertTrue("\($0)".contains("per-layer MLP widths"), "\(line): \($0)") }
+        }
+        let ppl = try runner.run("eval ppl tokens=256 window=64", output: output).result?.plainText ?? ""
+        XCTAssertTrue(ppl.contains("perplexity per token"), ppl)
     }
 }
