@@ -49,7 +49,7 @@ class SculptKernelTests(jkt.KernelTests):
         {"text": "ec", "matches": {"echo"}},
         {"text": "echo x t", "matches": {"to="}},
         {"text": "echo x to=st", "matches": {"stdout", "stderr"}},
-        {"text": "?se", "matches": {"seed", "search"}},
+        {"text": "?se", "matches": {"seed", "search", "sensitivity"}},
         {"text": "clear wait=y", "matches": {"yes"}},
     ]
 
