@@ -14,6 +14,11 @@ For every file given (default: build/exports/*.gguf, written by benchmarks/shear
   Speed: engine_throughput.py's llama.cpp worker on the same file: prefill of 512 tokens and
   greedy generation of 128 tokens after a 5-token prompt, tokens/s, median of --runs.
 
+Adapters: for every build/exports-lora/NAME-adapters.gguf (benchmarks/lora_gguf_smollm2.sculpt),
+llama.cpp runs NAME-base-f32.gguf with the adapter file applied through its LoRA loader at scale 1
+(llama_adapter_lora_init + llama_set_adapters_lora, as --lora does), against Sculpt's perplexity
+of NAME-merged-f32.gguf, the same session's merged export.
+
 Printed: each file's architecture, MLP widths and size; both perplexities and their relative
 difference; llama.cpp's prefill and generation speed, and each file's speed relative to the first
 file of the same tensor type with the full MLP (the dense model). Exit 1 if any perplexity differs
@@ -90,6 +95,15 @@ def llama_ppl_worker(args) -> dict:
     cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = WINDOW
     cparams.n_threads = cparams.n_threads_batch = args.threads
     ctx = lc.llama_init_from_model(model, cparams)
+    if getattr(args, "adapter", None):
+        # llama.cpp's --lora: the adapter file applied at scale 1 (its alpha / rank inside).
+        adapter = lc.llama_adapter_lora_init(model, str(args.adapter).encode())
+        if not adapter:
+            return {"status": "error", "detail": f"llama_adapter_lora_init failed for {args.adapter}"}
+        adapters = (ctypes.c_void_p * 1)(adapter)
+        scales = (ctypes.c_float * 1)(1.0)
+        if lc.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
+            return {"status": "error", "detail": "llama_set_adapters_lora failed"}
     memory = lc.llama_get_memory(ctx)
     batch = lc.llama_batch_init(WINDOW, 0, 1)
     nll, scored = 0.0, 0
@@ -136,9 +150,10 @@ def sculpt_ppl(args, path: Path) -> dict:
     return {"status": "ok", "mean_loss": float(loss.group(1)), "ppl": math.exp(float(loss.group(1))), "tokens_scored": int(scored.group(1))}
 
 
-def run_worker(args, mode: str, path: Path) -> dict:
+def run_worker(args, mode: str, path: Path, adapter: Path | None = None) -> dict:
     env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    proc = subprocess.run([args.python, __file__, "--worker", mode, "--threads", str(args.threads), "--runs", str(args.runs), str(path)],
+    extra = ["--adapter", str(adapter)] if adapter else []
+    proc = subprocess.run([args.python, __file__, "--worker", mode, "--threads", str(args.threads), "--runs", str(args.runs), *extra, str(path)],
                           capture_output=True, text=True, env=env, timeout=3600)
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -167,11 +182,12 @@ def main():
     p.add_argument("--tolerance", type=float, default=0.01)
     p.add_argument("--json", type=Path)
     p.add_argument("--worker", choices=["ppl", "speed"], help=argparse.SUPPRESS)
+    p.add_argument("--adapter", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         path = args.files[0]
         if args.worker == "ppl":
-            print(json.dumps(llama_ppl_worker(SimpleNamespace(model=path, threads=args.threads))))
+            print(json.dumps(llama_ppl_worker(SimpleNamespace(model=path, threads=args.threads, adapter=args.adapter))))
         else:
             print(json.dumps(et.llama_worker(SimpleNamespace(model=path, prefill=512, generate=128, runs=args.runs,
                                                               threads=args.threads, llama_verbose=False))))
@@ -206,7 +222,24 @@ def main():
         print(f"{row['file']:<26} {row['architecture']:<6} {label:<16} {row['types']:<10} {row['bytes'] / 1e6:>6.1f} "
               f"{s.get('ppl', float('nan')):>11.3f} {l.get('ppl', float('nan')):>14.3f} {100 * diff:>+7.2f}% "
               f"{v.get('prefill_tokens_per_second_all_logits', float('nan')):>12.0f} {gen:>8.1f} {ratio:>10.2f}×")
-    tokenizer = {row["file"]: row["llama"].get("tokenizer_matches_hf") for row in rows}
+    # Adapters for --lora (benchmarks/lora_gguf_smollm2.sculpt): llama.cpp runs base + adapter file,
+    # Sculpt the merged model it exported from the same session.
+    lora_dir = REPO_ROOT / "build" / "exports-lora"
+    pairs = sorted(lora_dir.glob("*-adapters.gguf")) if not args.files else []
+    if pairs:
+        print(f"\nAdapters through llama.cpp's LoRA loader (scale 1), against Sculpt's merged export\n")
+        print(f"{'adapter file':<24} {'ppl Sculpt (merged)':>20} {'ppl llama.cpp (base + --lora)':>30} {'diff':>8}")
+    for adapter in pairs:
+        stem = adapter.name.replace("-adapters.gguf", "")
+        base, merged = lora_dir / f"{stem}-base-f32.gguf", lora_dir / f"{stem}-merged-f32.gguf"
+        s, l = sculpt_ppl(args, merged), run_worker(args, "ppl", base, adapter)
+        diff = (l["ppl"] / s["ppl"] - 1) if s.get("status") == "ok" and l.get("status") == "ok" else float("nan")
+        if not abs(diff) <= args.tolerance:
+            failed = True
+        rows.append({"file": adapter.name, "adapter": True, "sculpt": s, "llama": l})
+        print(f"{adapter.name:<24} {s.get('ppl', float('nan')):>20.3f} {l.get('ppl', float('nan')):>30.3f} {100 * diff:>+7.2f}%"
+              + ("" if l.get("status") == "ok" else f"  ({l.get('detail', '')[:200]})"))
+    tokenizer = {row["file"]: row["llama"].get("tokenizer_matches_hf") for row in rows if not row.get("adapter")}
     print("\nllama.cpp's tokens equal the HF tokenizer's (Sculpt's):", tokenizer)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
