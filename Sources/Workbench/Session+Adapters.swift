@@ -191,7 +191,9 @@ extension Session {
             self.trainingHistory.append(shifted)
             progress(shifted)
         }
-        let kind = elastic.map { "elastic mode \($0.mode.rawValue) adapters, sampler \(sampler.rawValue)" } ?? "LoRA rank \(set.configuration.rank)"
+        let c = set.configuration
+        let family = c.quantizationAware ? "QA-SparsePEFT" : c.sparse ? "SparsePEFT" : "LoRA"
+        let kind = elastic.map { "elastic mode \($0.mode.rawValue) \(family) adapters, sampler \(sampler.rawValue)" } ?? "\(family) rank \(c.rank)"
         record("trained", "\(kind), \((trainingHistory.last?.step ?? offset) - offset) steps of \(p.batch) × \(p.seq) on \(trainName), lr \(p.learningRate)"
                + (result.interrupted ? " (interrupted)" : ""))
         return result

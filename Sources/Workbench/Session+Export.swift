@@ -12,7 +12,10 @@ extension Session {
         var steps = recipe.map(\.description)
         if let lora, !lora.isMerged, merge { steps.append("exported with the adapters folded in at their active ranks") }
         let report = try GGUFExport.write(model: model, to: path, type: type, name: modelCard?.name ?? "sculpt", recipe: steps, foldAdapters: merge)
-        record("exported gguf", "\(path) (\(type.rawValue), \(report.architecture))")
+        let widths = Set(report.ffnWidths).count == 1 ? "MLP \(report.ffnWidths[0])"
+            : "MLP \(report.ffnWidths.min()!)–\(report.ffnWidths.max()!) per layer"
+        record("exported gguf", "\(path) (\(type.rawValue), \(report.architecture), \(widths)"
+               + (report.adaptersFolded > 0 ? ", \(report.adaptersFolded) adapters folded in)" : ")"))
         return report
     }
 
