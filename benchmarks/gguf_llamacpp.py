@@ -100,7 +100,7 @@ def llama_ppl_worker(args) -> dict:
         adapter = lc.llama_adapter_lora_init(model, str(args.adapter).encode())
         if not adapter:
             return {"status": "error", "detail": f"llama_adapter_lora_init failed for {args.adapter}"}
-        adapters = (ctypes.c_void_p * 1)(adapter)
+        adapters = (type(adapter) * 1)(adapter)
         scales = (ctypes.c_float * 1)(1.0)
         if lc.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
             return {"status": "error", "detail": "llama_set_adapters_lora failed"}
