@@ -40,7 +40,7 @@ public enum GPTQ {
 
     /// U with H⁻¹ = Uᵀ U, U upper triangular, after damping H (n × n). Dead inputs (H_ii = 0)
     /// get H_ii = 1; they are returned so their weights can be zeroed as GPTQ does.
-    static func inverseCholesky(_ gram: Tensor, n: Int) -> (u: [Double], dead: [Int]) {
+    static func inverseCholesky(_ gram: Tensor, n: Int, cancellation: CancellationToken? = nil) throws -> (u: [Double], dead: [Int]) {
         var h = (0..<(n * n)).map { Double(gram[$0]) }
         var dead = [Int]()
         for i in 0..<n where h[i * n + i] == 0 {
@@ -51,7 +51,9 @@ public enum GPTQ {
         for i in 0..<n { h[i * n + i] += dampening * meanDiagonal }
         // H = L Lᵀ; H⁻¹ = L⁻ᵀ L⁻¹; H⁻¹ = L₂ L₂ᵀ; U = L₂ᵀ.
         let l = choleskyLower(h, n: n)
+        try cancellation?.check()
         let inverseL = invertLower(l, n: n)
+        try cancellation?.check()
         var inverse = [Double](repeating: 0, count: n * n)
         // (L⁻ᵀ L⁻¹)_ij = Σ_k L⁻¹_ki L⁻¹_kj, k ≥ max(i, j)
         for k in 0..<n {
@@ -63,6 +65,7 @@ public enum GPTQ {
             }
         }
         for i in 0..<n { for j in 0..<i { inverse[j * n + i] = inverse[i * n + j] } }
+        try cancellation?.check()
         let l2 = choleskyLower(inverse, n: n)
         var u = [Double](repeating: 0, count: n * n)
         for i in 0..<n { for j in 0...i { u[j * n + i] = l2[i * n + j] } }
@@ -103,8 +106,10 @@ public enum GPTQ {
 
     /// Quantizes `weight` (rows, columns) with the inverse-Hessian factor `u` (columns²).
     /// `weight` is left holding the dequantized result.
+    /// Cancellation is checked before each block of 128 columns; the weight is then half-updated,
+    /// and the caller puts it back (ModelQuantization restores the whole layer).
     public static func quantize(_ weight: Tensor, rows: Int, columns n: Int, u: [Double], dead: [Int],
-                                parameters p: GroupQuantizer.Parameters) -> GroupQuantizedMatrix {
+                                parameters p: GroupQuantizer.Parameters, cancellation: CancellationToken? = nil) throws -> GroupQuantizedMatrix {
         precondition(weight.count == rows * n && u.count == n * n, "a \(rows) × \(n) weight")
         var m = GroupQuantizedMatrix(rows: rows, columns: n, bits: p.bits, group: p.group, symmetric: p.symmetric)
         let w = weight.data
@@ -114,6 +119,7 @@ public enum GPTQ {
         var errors = [Float](repeating: 0, count: rows * blockSize)
         var groupValues = [Float](repeating: 0, count: p.group)
         for start in stride(from: 0, to: n, by: blockSize) {
+            try cancellation?.check()
             let end = min(n, start + blockSize), width = end - start
             // The block's columns as the block starts: GPTQ's code picks each group's grid from W,
             // which the updates inside a block do not touch until the block ends.

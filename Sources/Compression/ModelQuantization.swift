@@ -101,11 +101,11 @@ public enum ModelQuantization {
                             model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
                         }
                         layer.adapters = [:]
-                        let (u, dead) = GPTQ.inverseCholesky(gram.gram, n: first.shape(c).inFeatures)
+                        let (u, dead) = try GPTQ.inverseCholesky(gram.gram, n: first.shape(c).inFeatures, cancellation: cancellation)
                         for projection in targets {
                             let w = layer.weight(projection)
                             let (i, o) = projection.shape(c)
-                            let m = GPTQ.quantize(w, rows: o, columns: i, u: u, dead: dead, parameters: p.grid)
+                            let m = try GPTQ.quantize(w, rows: o, columns: i, u: u, dead: dead, parameters: p.grid, cancellation: cancellation)
                             errors[projection] = GroupQuantizer.relativeError(original[projection]!, m)
                             layer.quantized[projection] = m
                         }

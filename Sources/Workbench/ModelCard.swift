@@ -19,7 +19,8 @@ public struct ModelCard: Sendable {
     /// Projections stored quantized: packed bytes, the Float32 bytes they stand for, how many.
     public var packed: (packed: Int, float32: Int, projections: Int)?
     /// Multiply-accumulates per token for projections and the output head (computed).
-    public var macsPerToken: Int { config.macsPerToken }
+    /// Multiply-accumulates per token of the projections at each layer's own MLP width, and the head.
+    public var macsPerToken: Int { config.macsPerToken - (ffnWidths ?? []).reduce(0) { $0 + 3 * (config.ffnDim - $1) * config.dim } }
 
     init(name: String, source: String, model: LlamaModel, fileBytes: Int?, fileTypes: String?) {
         self.name = name

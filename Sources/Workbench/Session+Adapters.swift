@@ -194,7 +194,7 @@ extension Session {
         let c = set.configuration
         let family = c.quantizationAware ? "QA-SparsePEFT" : c.sparse ? "SparsePEFT" : "LoRA"
         let kind = elastic.map { "elastic mode \($0.mode.rawValue) \(family) adapters, sampler \(sampler.rawValue)" } ?? "\(family) rank \(c.rank)"
-        record("trained", "\(kind), \((trainingHistory.last?.step ?? offset) - offset) steps of \(p.batch) × \(p.seq) on \(trainName), lr \(p.learningRate)"
+        record("trained", "\(kind), \((trainingHistory.last?.step ?? offset) - offset) step\((trainingHistory.last?.step ?? offset) - offset == 1 ? "" : "s") of \(p.batch) × \(p.seq) on \(trainName), lr \(p.learningRate)"
                + (result.interrupted ? " (interrupted)" : ""))
         return result
     }

@@ -48,12 +48,12 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
-    func testInverseCholeskyFactorsTheDampedInverse() {
+    func testInverseCholeskyFactorsTheDampedInverse() throws {
         let n = 5
         let x = randomMatrix(40, n, seed: 3)
         let gram = Tensor(zeros: [n, n])
         gemm(transposeA: true, transposeB: false, m: n, n: n, k: 40, a: x.data, lda: n, b: x.data, ldb: n, c: gram.data, ldc: n)
-        let (u, dead) = GPTQ.inverseCholesky(gram, n: n)
+        let (u, dead) = try GPTQ.inverseCholesky(gram, n: n)
         XCTAssertTrue(dead.isEmpty)
         let mean = (0..<n).reduce(0.0) { $0 + Double(gram[$1 * n + $1]) } / Double(n)
         // (H + λI) · Uᵀ U = I
@@ -73,15 +73,15 @@ final class QuantizationTests: XCTestCase {
 
     /// With uncorrelated inputs (H ∝ I) no error moves between columns: GPTQ is RTN. With
     /// correlated inputs it beats RTN on the layer's outputs, and keeps every pruned zero.
-    func testGPTQIsRTNOnWhiteInputsAndBeatsItOnCorrelatedOnes() {
+    func testGPTQIsRTNOnWhiteInputsAndBeatsItOnCorrelatedOnes() throws {
         let (rows, columns) = (8, 64)
         let p = GroupQuantizer.Parameters(bits: 4, group: 32, symmetric: false)
         let w = randomMatrix(rows, columns, seed: 11, sparsity: 0.5)
         let identity = Tensor(zeros: [columns, columns])
         for i in 0..<columns { identity[i * columns + i] = 1 }
-        let (u, dead) = GPTQ.inverseCholesky(identity, n: columns)
+        let (u, dead) = try GPTQ.inverseCholesky(identity, n: columns)
         let white = w.copy()
-        let m = GPTQ.quantize(white, rows: rows, columns: columns, u: u, dead: dead, parameters: p)
+        let m = try GPTQ.quantize(white, rows: rows, columns: columns, u: u, dead: dead, parameters: p)
         XCTAssertEqual(m, GroupQuantizer.quantize(w, rows: rows, columns: columns, parameters: p))
 
         // Inputs with a strong shared component: x = a·z + noise.
@@ -95,9 +95,9 @@ final class QuantizationTests: XCTestCase {
         let gram = Tensor(zeros: [columns, columns])
         gemm(transposeA: true, transposeB: false, m: columns, n: columns, k: tokens, a: x.data, lda: columns, b: x.data, ldb: columns,
              c: gram.data, ldc: columns)
-        let (u2, dead2) = GPTQ.inverseCholesky(gram, n: columns)
+        let (u2, dead2) = try GPTQ.inverseCholesky(gram, n: columns)
         let viaGPTQ = w.copy()
-        let g = GPTQ.quantize(viaGPTQ, rows: rows, columns: columns, u: u2, dead: dead2, parameters: p)
+        let g = try GPTQ.quantize(viaGPTQ, rows: rows, columns: columns, u: u2, dead: dead2, parameters: p)
         XCTAssertEqual(viaGPTQ.array, g.dequantized().array, "the weight holds the dequantized result")
         let rtn = GroupQuantizer.quantize(w, rows: rows, columns: columns, parameters: p).dequantized()
         func outputError(_ q: Tensor) -> Double {
