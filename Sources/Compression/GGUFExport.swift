@@ -185,7 +185,7 @@ public enum GGUFExport {
                 let adapter = foldAdapters ? layer.adapters[p] as? LoRAAdapter : nil
                 if adapter.map({ !$0.isMerged }) ?? false { folded += 1 }
                 let w = effectiveWeight(layer.weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
-                let tensorName = "blk.\(l).\(ggufName(p)).weight"
+                let tensorName = "blk.\(l).\(p.ggufName).weight"
                 guard type == .keep else {
                     try add(tensorName, w, twoD)
                     continue
@@ -244,7 +244,7 @@ public enum GGUFExport {
                 (a.data + k * i).update(from: adapter.a.data + j * adapter.inFeatures, count: i)
                 for row in 0..<o { b[row * open.count + k] = adapter.b[row * adapter.rank + j] }
             }
-            entries.append(("blk.\(l).\(ggufName(p)).weight", a, b, open.count, adapter.scale))
+            entries.append(("blk.\(l).\(p.ggufName).weight", a, b, open.count, adapter.scale))
         }
         guard !entries.isEmpty else { throw LoRAError.mismatch("every rank is closed: there is nothing to export") }
         let scales = Set(set.ordered.map(\.adapter.scale))
@@ -266,17 +266,5 @@ public enum GGUFExport {
         try writer.write(to: path)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
         return AdapterReport(path: path, alpha: alpha, ranks: ranks, tensors: 2 * entries.count, bytes: bytes, scaleInB: !uniform)
-    }
-
-    static func ggufName(_ p: Projection) -> String {
-        switch p {
-        case .q: return "attn_q"
-        case .k: return "attn_k"
-        case .v: return "attn_v"
-        case .o: return "attn_output"
-        case .gate: return "ffn_gate"
-        case .up: return "ffn_up"
-        case .down: return "ffn_down"
-        }
     }
 }

@@ -74,19 +74,7 @@ extension LoRAAdapter {
 
     func constrainedForward(input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, inFeatures i: Int, outFeatures o: Int,
                             training: Bool) {
-        var source = input
-        keptMask = training && dropout > 0
-        if keptMask {
-            ensure(&u, [rows, i])
-            ensure(&mask, [rows, i])
-            let keep = 1 / (1 - dropout)
-            for k in 0..<(rows * i) {
-                let m: Float = rng.nextUniform() < dropout ? 0 : keep
-                mask[k] = m
-                u[k] = input[k] * m
-            }
-            source = UnsafePointer(u.data)
-        }
+        let source = dropoutInput(input, rows: rows, inFeatures: i, training: training)
         ensure(&denseUpdate, [o, i])
         constrainedUpdate(into: denseUpdate.data, outFeatures: o, inFeatures: i, rank: activeRank)
         // Y += x Eᵀ

@@ -89,19 +89,7 @@ public final class LoRAAdapter: ProjectionAdapter {
         }
         let r = activeRank
         ensure(&h, [rows, r])
-        var source = input
-        keptMask = training && dropout > 0
-        if keptMask {
-            ensure(&u, [rows, i])
-            ensure(&mask, [rows, i])
-            let keep = 1 / (1 - dropout)
-            for k in 0..<(rows * i) {
-                let m: Float = rng.nextUniform() < dropout ? 0 : keep
-                mask[k] = m
-                u[k] = input[k] * m
-            }
-            source = UnsafePointer(u.data)
-        }
+        let source = dropoutInput(input, rows: rows, inFeatures: i, training: training)
         // h = u A'ᵀ, A' = A[:r, :i] (rows of A, row stride inFeatures)
         gemm(transposeA: false, transposeB: true, m: rows, n: r, k: i, a: source, lda: i, b: a.data, ldb: inFeatures,
              c: h.data, ldc: r)
@@ -116,6 +104,22 @@ public final class LoRAAdapter: ProjectionAdapter {
         // out += s · h B'ᵀ, B' = B[:o, :r] (row stride rank)
         gemm(transposeA: false, transposeB: true, m: rows, n: o, k: r, alpha: scale, a: h.data, lda: r, b: b.data, ldb: rank,
              beta: 1, c: out, ldc: o)
+    }
+
+    /// u = x ⊙ mask, the mask (0 or 1/(1−p)) kept for backward, when training with dropout;
+    /// the input itself otherwise.
+    func dropoutInput(_ input: UnsafePointer<Float>, rows: Int, inFeatures i: Int, training: Bool) -> UnsafePointer<Float> {
+        keptMask = training && dropout > 0
+        guard keptMask else { return input }
+        ensure(&u, [rows, i])
+        ensure(&mask, [rows, i])
+        let keep = 1 / (1 - dropout)
+        for k in 0..<(rows * i) {
+            let m: Float = rng.nextUniform() < dropout ? 0 : keep
+            mask[k] = m
+            u[k] = input[k] * m
+        }
+        return UnsafePointer(u.data)
     }
 
     private func applyGates(_ gates: [Float], to h: UnsafeMutablePointer<Float>, rows: Int, rank r: Int) {

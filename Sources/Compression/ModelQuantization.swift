@@ -66,68 +66,59 @@ public enum ModelQuantization {
         guard let seq = windows.first?.count, windows.allSatisfy({ $0.count == seq }), seq <= c.contextLength else {
             throw LoRAError.mismatch("GPTQ needs calibration windows of one length within the context")
         }
-        let savedAdapters = model.layers.map(\.adapters)
-        let savedWidths = model.layers.map(\.activeFFN)
-        defer {
-            for (layer, (adapters, width)) in zip(model.layers, zip(savedAdapters, savedWidths)) {
-                layer.adapters = adapters
-                layer.activeFFN = width
-            }
-        }
-        for layer in model.layers {
-            layer.adapters = [:]
-            layer.activeFFN = c.ffnDim
-        }
-        let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
-        let streams = windows.map { model.embedded(tokens: $0) }
-        let scratch = Tensor(uninitialized: [seq, c.dim])
-        var done = 0
-        for l in 0...last {
-            let layer = model.layers[l]
-            if chosen.contains(l) {
-                let original = Dictionary(uniqueKeysWithValues: p.targets.map { ($0, layer.weight($0).copy()) })
-                let originalPacked = layer.quantized
-                do {
-                    var errors = LayerErrors()
-                    for stage in stages {
-                        let targets = stage.filter(p.targets.contains)
-                        guard let first = targets.first else { continue }
-                        // Projections of one stage read the same input: one Gram matrix.
-                        let gram = GPTQ.InputGram(inFeatures: first.shape(c).inFeatures)
-                        layer.adapters = [first: gram]
-                        for stream in streams {
-                            try cancellation?.check()
-                            scratch.data.update(from: stream.data, count: stream.count)
-                            model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
+        // Calibration runs on the base model at full width (adapters and subnet come back after).
+        return try model.withBaseModelAtFullWidth { () throws -> Int in
+            let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
+            let streams = windows.map { model.embedded(tokens: $0) }
+            let scratch = Tensor(uninitialized: [seq, c.dim])
+            var done = 0
+            for l in 0...last {
+                let layer = model.layers[l]
+                if chosen.contains(l) {
+                    let original = Dictionary(uniqueKeysWithValues: p.targets.map { ($0, layer.weight($0).copy()) })
+                    let originalPacked = layer.quantized
+                    do {
+                        var errors = LayerErrors()
+                        for stage in stages {
+                            let targets = stage.filter(p.targets.contains)
+                            guard let first = targets.first else { continue }
+                            // Projections of one stage read the same input: one Gram matrix.
+                            let gram = GPTQ.InputGram(inFeatures: first.shape(c).inFeatures)
+                            layer.adapters = [first: gram]
+                            for stream in streams {
+                                try cancellation?.check()
+                                scratch.data.update(from: stream.data, count: stream.count)
+                                model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
+                            }
+                            layer.adapters = [:]
+                            let (u, dead) = try GPTQ.inverseCholesky(gram.gram, n: first.shape(c).inFeatures, cancellation: cancellation)
+                            for projection in targets {
+                                let w = layer.weight(projection)
+                                let (i, o) = projection.shape(c)
+                                let m = try GPTQ.quantize(w, rows: o, columns: i, u: u, dead: dead, parameters: p.grid, cancellation: cancellation)
+                                errors[projection] = GroupQuantizer.relativeError(original[projection]!, m)
+                                layer.quantized[projection] = m
+                            }
                         }
+                        done += 1
+                        onLayer?(l, errors)
+                    } catch {
+                        // Never half a block: the block's weights as they were.
+                        for (projection, w) in original { layer.weight(projection).data.update(from: w.data, count: w.count) }
+                        layer.quantized = originalPacked
                         layer.adapters = [:]
-                        let (u, dead) = try GPTQ.inverseCholesky(gram.gram, n: first.shape(c).inFeatures, cancellation: cancellation)
-                        for projection in targets {
-                            let w = layer.weight(projection)
-                            let (i, o) = projection.shape(c)
-                            let m = try GPTQ.quantize(w, rows: o, columns: i, u: u, dead: dead, parameters: p.grid, cancellation: cancellation)
-                            errors[projection] = GroupQuantizer.relativeError(original[projection]!, m)
-                            layer.quantized[projection] = m
-                        }
+                        throw error
                     }
-                    done += 1
-                    onLayer?(l, errors)
-                } catch {
-                    // Never half a block: the block's weights as they were.
-                    for (projection, w) in original { layer.weight(projection).data.update(from: w.data, count: w.count) }
-                    layer.quantized = originalPacked
-                    layer.adapters = [:]
-                    throw error
+                }
+                if l < last {
+                    for stream in streams {
+                        try cancellation?.check()
+                        model.layerForward(l, stream: stream, batch: 1, seq: seq, workspace: workspace)
+                    }
                 }
             }
-            if l < last {
-                for stream in streams {
-                    try cancellation?.check()
-                    model.layerForward(l, stream: stream, batch: 1, seq: seq, workspace: workspace)
-                }
-            }
+            return done
         }
-        return done
     }
 
     /// Bytes of the packed projections, and of the Float32 weights they stand for.

@@ -19,14 +19,6 @@ public enum Sparsity {
         /// N zeros in every M consecutive inputs of a row (2:4, 4:8).
         case nOfM(Int, Int)
 
-        /// The fraction of zeros the pattern asks for.
-        public var fraction: Double {
-            switch self {
-            case .unstructured(let s): return s
-            case .nOfM(let n, let m): return Double(n) / Double(m)
-            }
-        }
-
         public var description: String {
             switch self {
             case .unstructured(let s): return String(format: "%g %%", s * 100)

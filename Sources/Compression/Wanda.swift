@@ -63,55 +63,45 @@ public enum Wanda {
         let chosen = (0..<c.layers).filter { p.prunes(layer: $0) }
         guard let last = chosen.last else { return 0 }
 
-        let savedAdapters = model.layers.map(\.adapters)
-        let savedWidths = model.layers.map(\.activeFFN)
-        defer {
-            for (layer, (adapters, width)) in zip(model.layers, zip(savedAdapters, savedWidths)) {
-                layer.adapters = adapters
-                layer.activeFFN = width
-            }
-        }
-        for layer in model.layers {
-            layer.adapters = [:]
-            layer.activeFFN = c.ffnDim
-        }
-
-        let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
-        let streams = windows.map { model.embedded(tokens: $0) }
-        let scratch = Tensor(uninitialized: [seq, c.dim])
-        var pruned = 0
-        for l in 0...last {
-            let layer = model.layers[l]
-            if p.prunes(layer: l) {
-                // 1. ‖X_j‖² of every target's inputs, from the dense block.
-                var observers = [Projection: InputNorms]()
-                for projection in p.targets { observers[projection] = InputNorms(inFeatures: projection.shape(c).inFeatures) }
-                layer.adapters = observers
-                for stream in streams {
+        // Calibration runs on the base model at full width (adapters and subnet come back after).
+        return try model.withBaseModelAtFullWidth { () throws -> Int in
+            let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
+            let streams = windows.map { model.embedded(tokens: $0) }
+            let scratch = Tensor(uninitialized: [seq, c.dim])
+            var pruned = 0
+            for l in 0...last {
+                let layer = model.layers[l]
+                if p.prunes(layer: l) {
+                    // 1. ‖X_j‖² of every target's inputs, from the dense block.
+                    var observers = [Projection: InputNorms]()
+                    for projection in p.targets { observers[projection] = InputNorms(inFeatures: projection.shape(c).inFeatures) }
+                    layer.adapters = observers
+                    for stream in streams {
+                        try cancellation?.check()
+                        scratch.data.update(from: stream.data, count: stream.count)
+                        model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
+                    }
+                    layer.adapters = [:]
                     try cancellation?.check()
-                    scratch.data.update(from: stream.data, count: stream.count)
-                    model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
+                    // 2. Prune the whole block (not interrupted part-way).
+                    for projection in p.targets {
+                        let w = layer.weight(projection)
+                        let (i, o) = projection.shape(c)
+                        let s = scores(weight: w, rows: o, columns: i, inputSumOfSquares: observers[projection]!.sumOfSquares)
+                        Sparsity.prune(w, scores: s, rows: o, columns: i, pattern: p.pattern, wholeMatrix: false)
+                    }
+                    pruned += 1
+                    onLayer?(l)
                 }
-                layer.adapters = [:]
-                try cancellation?.check()
-                // 2. Prune the whole block (not interrupted part-way).
-                for projection in p.targets {
-                    let w = layer.weight(projection)
-                    let (i, o) = projection.shape(c)
-                    let s = scores(weight: w, rows: o, columns: i, inputSumOfSquares: observers[projection]!.sumOfSquares)
-                    Sparsity.prune(w, scores: s, rows: o, columns: i, pattern: p.pattern, wholeMatrix: false)
-                }
-                pruned += 1
-                onLayer?(l)
-            }
-            // 3. The pruned block's outputs feed the next block.
-            if l < last {
-                for stream in streams {
-                    try cancellation?.check()
-                    model.layerForward(l, stream: stream, batch: 1, seq: seq, workspace: workspace)
+                // 3. The pruned block's outputs feed the next block.
+                if l < last {
+                    for stream in streams {
+                        try cancellation?.check()
+                        model.layerForward(l, stream: stream, batch: 1, seq: seq, workspace: workspace)
+                    }
                 }
             }
+            return pruned
         }
-        return pruned
     }
 }

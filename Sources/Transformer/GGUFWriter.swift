@@ -27,17 +27,6 @@ public struct GGUFWriter {
         tensors.append((name, tensor.shape, type, GGMLBlocks.quantize(type, tensor.data, count: tensor.count)))
     }
 
-    /// Whether `type` holds `tensor` exactly: its blocks decode to the same floats.
-    public static func holdsExactly(_ tensor: Tensor, as type: GGMLType) -> Bool {
-        if type == .f32 { return true }
-        if let block = type.blockLayout?.elements, (tensor.shape.last ?? 1) % block != 0 { return false }
-        let bytes = GGMLBlocks.quantize(type, tensor.data, count: tensor.count)
-        let back = Tensor(uninitialized: tensor.shape)
-        bytes.withUnsafeBytes { GGMLBlocks.dequantize(type, $0.baseAddress!, into: back.data, count: back.count) }
-        for i in 0..<tensor.count where back[i].bitPattern != tensor[i].bitPattern && !(back[i] == 0 && tensor[i] == 0) { return false }
-        return true
-    }
-
     /// A quantization grid's codes as `type`'s blocks, exactly, or nil (see `GGMLBlocks.pack`).
     public static func blocks(of grid: GroupQuantizedMatrix, rows: Int, columns: Int, as type: GGMLType) -> [UInt8]? {
         GGMLBlocks.pack(grid, rows: rows, columns: columns, as: type)

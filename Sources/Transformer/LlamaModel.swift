@@ -58,8 +58,8 @@ public final class LlamaLayer: @unchecked Sendable {
 
     /// GGUF tensor name suffix → weight.
     var named: [(String, Tensor)] {
-        [("attn_norm", attentionNorm), ("attn_q", wq), ("attn_k", wk), ("attn_v", wv), ("attn_output", wo),
-         ("ffn_norm", ffnNorm), ("ffn_gate", wGate), ("ffn_up", wUp), ("ffn_down", wDown)]
+        [("attn_norm", attentionNorm)] + [Projection.q, .k, .v, .o].map { ($0.ggufName, weight($0)) }
+            + [("ffn_norm", ffnNorm)] + [Projection.gate, .up, .down].map { ($0.ggufName, weight($0)) }
     }
 }
 

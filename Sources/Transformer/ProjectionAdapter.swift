@@ -21,6 +21,19 @@ public enum Projection: String, CaseIterable, Sendable, Comparable {
         }
     }
 
+    /// GGUF's tensor name in a block (`blk.N.<name>.weight`).
+    public var ggufName: String {
+        switch self {
+        case .q: return "attn_q"
+        case .k: return "attn_k"
+        case .v: return "attn_v"
+        case .o: return "attn_output"
+        case .gate: return "ffn_gate"
+        case .up: return "ffn_up"
+        case .down: return "ffn_down"
+        }
+    }
+
     /// (in, out) features of this projection in a model, with the MLP `ffn` wide (elastic width).
     public func shape(_ c: LlamaConfiguration, ffn: Int) -> (inFeatures: Int, outFeatures: Int) {
         switch self {

@@ -31,11 +31,10 @@ extension Session {
         var calibration = [[Int32]]()
         var splitName = ""
         if parameters.method == .gptq {
-            guard let corpus else { throw WorkbenchError.noData }
             guard length <= model.config.contextLength else {
                 throw WorkbenchError.invalid("calibration_len=\(length) exceeds the model's context of \(model.config.contextLength) tokens")
             }
-            splitName = calibrationSplit ?? (corpus.isAusten ? "emma" : corpus.splits[0].name)
+            splitName = try calibrationSplitName(calibrationSplit)
             calibration = try calibrationWindows(split: splitName, windows: windows, length: length)
         }
         try keepDenseWeights(model)

@@ -32,8 +32,7 @@ extension Session {
         }
         var calibration = [[Int32]]()
         if case .prune(_, wanda: true) = treatment {
-            guard let corpus else { throw WorkbenchError.noData }
-            calibration = try self.calibrationWindows(split: calibrationSplit ?? (corpus.isAusten ? "emma" : corpus.splits[0].name),
+            calibration = try self.calibrationWindows(split: calibrationSplitName(calibrationSplit),
                                                  windows: calibrationWindows, length: min(calibrationLength, model.config.contextLength))
         }
         return try Sensitivity.measure(model: model, treatment: treatment, targets: targets, windows: windows, calibration: calibration,

@@ -24,6 +24,12 @@ public struct SparsifyResult: Sendable {
 }
 
 extension Session {
+    /// The calibration text: the one named, else Emma for Austen, else the corpus's first split.
+    func calibrationSplitName(_ given: String?) throws -> String {
+        guard let corpus else { throw WorkbenchError.noData }
+        return given ?? (corpus.isAusten ? "emma" : corpus.splits[0].name)
+    }
+
     /// The first `windows × length` tokens of `split`, tokenized as a whole without BOS, as
     /// consecutive windows: Wanda's calibration sequences.
     public func calibrationWindows(split: String, windows: Int, length: Int) throws -> [[Int32]] {
@@ -49,8 +55,7 @@ extension Session {
         var calibration = [[Int32]]()
         var splitName = ""
         if method == .wanda {
-            guard let corpus else { throw WorkbenchError.noData }
-            let split = calibrationSplit ?? (corpus.isAusten ? "emma" : corpus.splits[0].name)
+            let split = try calibrationSplitName(calibrationSplit)
             splitName = split
             guard length <= model.config.contextLength else {
                 throw WorkbenchError.invalid("calibration_len=\(length) exceeds the model's context of \(model.config.contextLength) tokens")
