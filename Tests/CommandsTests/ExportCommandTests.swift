@@ -115,3 +115,22 @@ final class ExportCommandTests: XCTestCase {
         XCTAssertEqual(try GGUFFile(path: uneven).metadata["adapter.lora.alpha"]?.double, 0)
     }
 }
+
+final class CompressionBadInputTests: XCTestCase {
+    /// Each new command's bad input ends the cell with a clear error and changes nothing.
+    func testBadInputToTheCompressionCommandsIsAClearErrorAndChangesNothing() throws {
+        let (session, runner, output) = try tinySession(reading: "Emma Woodhouse, handsome, clever, and rich. ", repeated: 80,
+                                                        then: "lora rank=4 sparse=yes targets=q")
+        let model = try session.requireModel()
+        let before = model.layers.map { layer in Projection.allCases.map { layer.weight($0).array } }
+        for (line, expected) in [("quantize int4 group=0", "group"), ("quantize int3", "int4"), ("quantize int4 method=awq", "method"),
+                                 ("quantize int4 layers=5-1", "layers"), ("sensitivity", "exactly one"), ("sensitivity pattern=1:1", "N:M"),
+                                 ("export gguf /nonexistent-folder/x.gguf", "does not exist"), ("export gguf", "needs PATH"),
+                                 ("export gguf /tmp/x.gguf type=q5_k", "type"), ("export adapters gguf /tmp/sculpt-a.gguf", "not a low-rank"),
+                                 ("export adapters safetensors /tmp/a", "gguf"), ("sparsify restore", "never pruned")] {
+            XCTAssertThrowsError(try runner.run(line, output: output), line) { XCTAssertTrue("\($0)".contains(expected), "\(line): \($0)") }
+        }
+        XCTAssertEqual(model.layers.map { layer in Projection.allCases.map { layer.weight($0).array } }, before, "the model is as it was")
+        XCTAssertNotNil(session.lora, "the adapters stay")
+    }
+}
