@@ -30,7 +30,13 @@ let package = Package(
         // runs on here has it (and AVX-512). GEMM is OpenBLAS's, which picks its own kernels.
         // Optimized in debug builds too: the SIMD kernels are generic code that is orders of
         // magnitude slower unoptimized, and the numeric tests would otherwise take minutes.
-        .target(name: "Tensors", dependencies: ["CBLAS"],
+        // The AVX-512 VNNI quantized kernels, compiled for Cascade Lake (the first CPU with VNNI):
+        // a module of their own, since Swift has no per-function target. Tensors calls them only
+        // where the CPU reports those features (KernelPath).
+        .target(name: "QuantizedKernelsAVX512",
+                swiftSettings: [.unsafeFlags(["-target-cpu", "cascadelake"], .when(platforms: [.linux])),
+                                .unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "Tensors", dependencies: ["CBLAS", "QuantizedKernelsAVX512"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
                                 .unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Transformer", dependencies: ["Tensors"]),

@@ -6,10 +6,14 @@ import Workbench
 extension CommandTable {
     static let modelCommands: [Command] = [
         Command("model load", summary: "Load a LLaMA-architecture model from GGUF (smollm2, or a path)",
-                details: "`smollm2` is SmolLM2-135M-Instruct from the set-up's cache (~/.cache/sculpt/models). Weights are "
-                    + "dequantized to Float32 (F32, F16, BF16, Q8_0, Q4_0 and Q4_1 files). Shows the model card.",
-                arguments: [.positional("source", .text, help: "`smollm2` or the path of a .gguf file")],
-                examples: ["model load smollm2", "model load \"/data/my model.gguf\""]) { arguments, context in
+                details: "`smollm2` is SmolLM2-135M-Instruct from the set-up's cache (~/.cache/sculpt/models). Reads F32, F16, "
+                    + "BF16, Q8_0, Q4_0 and Q4_1 files. With `keep=yes` (the default) Q8_0, Q4_0 and Q4_1 matrices stay in their "
+                    + "blocks and every product computes from them with integer kernels (the card names the instruction set); "
+                    + "`keep=no` dequantizes everything to Float32. Methods that change weights (pruning, quantize, merges) or "
+                    + "need them in Float32 convert what they touch. Shows the model card, with the memory the weights take.",
+                arguments: [.positional("source", .text, help: "`smollm2` or the path of a .gguf file"),
+                            .option("keep", .flag, default: "yes", help: "keep Q8_0/Q4_0/Q4_1 blocks as they are (no: dequantize to Float32)")],
+                examples: ["model load smollm2", "model load smollm2 keep=no", "model load \"/data/my model.gguf\""]) { arguments, context in
             let source = arguments.text("source") ?? ""
             let path = source.lowercased() == "smollm2" ? Session.smolLM2Path : (source as NSString).expandingTildeInPath
             if source.lowercased() == "smollm2", !FileManager.default.fileExists(atPath: path) {
@@ -17,7 +21,8 @@ extension CommandTable {
             }
             let progress = LiveProgress(context.output, title: "loading \(URL(fileURLWithPath: path).lastPathComponent)", total: 1, unit: "tensors")
             let card = try progress.run {
-                try context.session.loadModel(path: path, name: source.lowercased() == "smollm2" ? "SmolLM2-135M-Instruct" : nil) {
+                try context.session.loadModel(path: path, name: source.lowercased() == "smollm2" ? "SmolLM2-135M-Instruct" : nil,
+                                              keep: arguments.flag("keep") ?? true) {
                     progress.update(done: Double($0), total: Double($1))
                 }
             }

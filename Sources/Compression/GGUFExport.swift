@@ -176,7 +176,7 @@ public enum GGUFExport {
             parameters += t.count
         }
         let twoD = type.ggml ?? .f32
-        try add("token_embd.weight", model.tokenEmbedding, twoD)
+        try add("token_embd.weight", model.float32Embedding, twoD)
         for (l, layer) in model.layers.enumerated() {
             try add("blk.\(l).attn_norm.weight", layer.attentionNorm, .f32)
             try add("blk.\(l).ffn_norm.weight", layer.ffnNorm, .f32)
@@ -184,7 +184,7 @@ public enum GGUFExport {
                 let (i, o) = p.shape(c, ffn: layer.activeFFN)
                 let adapter = foldAdapters ? layer.adapters[p] as? LoRAAdapter : nil
                 if adapter.map({ !$0.isMerged }) ?? false { folded += 1 }
-                let w = effectiveWeight(layer.weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
+                let w = effectiveWeight(layer.float32Weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
                 let tensorName = "blk.\(l).\(p.ggufName).weight"
                 guard type == .keep else {
                     try add(tensorName, w, twoD)
@@ -202,7 +202,7 @@ public enum GGUFExport {
             }
         }
         try add("output_norm.weight", model.finalNorm, .f32)
-        if let output = model.output { try add("output.weight", output, twoD) }
+        if let output = model.float32Output { try add("output.weight", output, twoD) }
         try writer.write(to: path)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
         return Report(path: path, architecture: architecture, bytes: bytes, ffnWidths: widths, types: types, adaptersFolded: folded,

@@ -127,7 +127,7 @@ public enum ModelQuantization {
         for layer in model.layers {
             for (p, m) in layer.quantized {
                 packed += m.bytes
-                float32 += layer.weight(p).count * 4
+                float32 += layer.shape(p).outFeatures * layer.shape(p).inFeatures * 4
                 count += 1
             }
         }

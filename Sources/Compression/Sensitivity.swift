@@ -90,9 +90,14 @@ public enum Sensitivity {
                     try cancellation?.check()
                     let measured: Double
                     if let p = column {
+                        // A packed projection is measured in Float32 and packed again after.
+                        let packed = layer.packed[p], hadFloat32 = packed == nil || layer.hasFloat32(p)
                         let w = layer.weight(p)
                         let original = w.copy()
-                        defer { w.data.update(from: original.data, count: w.count) }
+                        defer {
+                            w.data.update(from: original.data, count: w.count)
+                            if let packed { layer.setPacked(packed, for: p, keepFloat32: hadFloat32) }
+                        }
                         let (i, o) = p.shape(c)
                         switch treatment {
                         case .prune(let pattern, let wanda):

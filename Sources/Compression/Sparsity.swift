@@ -78,7 +78,7 @@ public enum Sparsity {
 
     /// The fraction of zeros of every (layer, projection), for the heat map and the card.
     public static func measured(_ model: LlamaModel) -> [[Double]] {
-        model.layers.map { layer in Projection.allCases.map { Double(zeros(layer.weight($0))) / Double(layer.weight($0).count) } }
+        model.layers.map { layer in Projection.allCases.map { let w = layer.float32Weight($0); return Double(zeros(w)) / Double(w.count) } }
     }
 
     /// Zeros and entries over all seven projections of every layer (embeddings and the head are
@@ -87,8 +87,9 @@ public enum Sparsity {
         var z = 0, n = 0
         for layer in model.layers {
             for p in Projection.allCases {
-                z += zeros(layer.weight(p))
-                n += layer.weight(p).count
+                let w = layer.float32Weight(p)
+                z += zeros(w)
+                n += w.count
             }
         }
         return (z, n)

@@ -143,6 +143,11 @@ public final class GGUFFile {
         }
     }
 
+    /// Runs `body` on a tensor's bytes as stored.
+    public func withBytes<T>(of info: TensorInfo, _ body: (UnsafeRawPointer) throws -> T) rethrows -> T {
+        try data.withUnsafeBytes { try body($0.baseAddress! + dataStart + info.offset) }
+    }
+
     /// Bytes of tensor data in the file.
     public var tensorBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
 }

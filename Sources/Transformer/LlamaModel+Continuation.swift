@@ -15,7 +15,7 @@ extension LlamaModel {
         let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
         let positions = (0..<rows).map { Int32(prefix + $0 % seq) }
         tokens.withUnsafeBufferPointer {
-            embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
+            embed($0.baseAddress!, rows: rows, into: w.x.data)
         }
         positions.withUnsafeBufferPointer { positions in
             for (l, layer) in layers.enumerated() {

@@ -67,7 +67,7 @@ extension LlamaModel {
         if let cache { precondition(batch == 1 && cache.length == 0 && seq <= cache.capacity, "prefill needs an empty cache of room \(seq)") }
 
         tokens.withUnsafeBufferPointer {
-            embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
+            embed($0.baseAddress!, rows: rows, into: w.x.data)
         }
         w.positions.withUnsafeBufferPointer { positions in
             for l in layers.indices {
@@ -119,7 +119,7 @@ extension LlamaModel {
         let rows = batch * seq
         let shape = AttentionShape(batch: batch, seq: seq, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
         tokens.withUnsafeBufferPointer {
-            embeddingForward(out: w.x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: rows, channels: c.dim, vocab: c.vocabSize)
+            embed($0.baseAddress!, rows: rows, into: w.x.data)
         }
         var streams = [w.x.copy()]
         w.positions.withUnsafeBufferPointer { positions in
@@ -154,8 +154,7 @@ extension LlamaModel {
     public func embedded(tokens: [Int32]) -> Tensor {
         let x = Tensor(uninitialized: [tokens.count, config.dim])
         tokens.withUnsafeBufferPointer {
-            embeddingForward(out: x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: tokens.count, channels: config.dim,
-                             vocab: config.vocabSize)
+            embed($0.baseAddress!, rows: tokens.count, into: x.data)
         }
         return x
     }
@@ -204,7 +203,7 @@ extension LlamaModel {
         for start in stride(from: 0, to: rows, by: chunk) {
             let n = min(chunk, rows - start)
             rmsNormForward(out: normed.data, rstd: nil, input: x.data + start * c.dim, weight: finalNorm.data, rows: n, channels: c.dim, eps: c.normEps)
-            linearForward(out: logits.data, input: normed.data, weight: outputProjection.data, rows: n, inFeatures: c.dim, outFeatures: c.vocabSize)
+            outputLogits(out: logits.data, input: normed.data, rows: n)
             losses.withUnsafeMutableBufferPointer { l in
                 targets.withUnsafeBufferPointer { t in
                     _ = crossEntropyForward(losses: l.baseAddress! + start, logits: logits.data, targets: t.baseAddress! + start, rows: n, vocab: c.vocabSize)
@@ -214,16 +213,44 @@ extension LlamaModel {
         return losses
     }
 
-    /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one.
-    /// With an elastic MLP width the gate/up outputs and the down inputs are the first
-    /// `activeFFN` channels: the products run on those shapes, reading the frozen weights in place.
+    /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one:
+    /// the one product that forward, decode and training share. A packed weight runs on the
+    /// quantized kernels, a Float32 one on BLAS. With an elastic MLP width the gate/up outputs
+    /// and the down inputs are the first `activeFFN` channels: the products run on those shapes,
+    /// reading the frozen weights in place.
     @inline(__always)
     func project(_ layer: LlamaLayer, _ p: Projection, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                  rows: Int, accumulate: Bool = false, training: Bool = false) {
         let (i, o) = p.shape(config, ffn: layer.activeFFN)
-        linearForward(out: out, input: input, weight: layer.weight(p).data, rows: rows, inFeatures: i, outFeatures: o,
-                      accumulate: accumulate, weightStride: p.shape(config).inFeatures)
+        if let packed = layer.packed[p] {
+            quantizedLinear(out: out, input: input, weight: packed, rows: rows, inFeatures: i, outFeatures: o, accumulate: accumulate)
+        } else {
+            linearForward(out: out, input: input, weight: layer.float32Weight(p).data, rows: rows, inFeatures: i, outFeatures: o,
+                          accumulate: accumulate, weightStride: p.shape(config).inFeatures)
+        }
         layer.adapters[p]?.forward(input: input, out: out, rows: rows, inFeatures: i, outFeatures: o, training: training)
+    }
+
+    /// logits (rows, vocab) = input (rows, dim) · Eᵀ, on the output projection's own form.
+    func outputLogits(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int) {
+        if let packed = packedOutputProjection {
+            quantizedLinear(out: out, input: input, weight: packed, rows: rows, inFeatures: config.dim, outFeatures: config.vocabSize)
+        } else {
+            let e = hasOutput ? outputFloat32! : embeddingFloat32!
+            linearForward(out: out, input: input, weight: e.data, rows: rows, inFeatures: config.dim, outFeatures: config.vocabSize)
+        }
+    }
+
+    /// The embeddings of `rows` tokens into `out` (rows, dim): a packed table dequantizes its rows.
+    func embed(_ tokens: UnsafePointer<Int32>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        if let packed = packedEmbedding {
+            for r in 0..<rows {
+                precondition(tokens[r] >= 0 && Int(tokens[r]) < config.vocabSize, "token \(tokens[r]) outside the vocabulary of \(config.vocabSize)")
+                packed.dequantizeRow(Int(tokens[r]), into: out + r * config.dim)
+            }
+        } else {
+            embeddingForward(out: out, tokens: tokens, table: embeddingFloat32!.data, rows: rows, channels: config.dim, vocab: config.vocabSize)
+        }
     }
 
     /// Final norm and output projection, for all rows or each sequence's last. With a workspace,
@@ -259,7 +286,7 @@ extension LlamaModel {
         } else {
             logits = Tensor(uninitialized: [selected, c.vocabSize])
         }
-        linearForward(out: logits.data, input: scratch.data, weight: outputProjection.data, rows: selected, inFeatures: c.dim, outFeatures: c.vocabSize)
+        outputLogits(out: logits.data, input: scratch.data, rows: selected)
         return logits
     }
 
@@ -273,7 +300,7 @@ extension LlamaModel {
         let gate = Tensor(zeros: [1, c.ffnDim]), up = Tensor(zeros: [1, c.ffnDim]), hidden = Tensor(zeros: [1, c.ffnDim])
         let scores = Tensor(zeros: [cache.length + 1])
         [token].withUnsafeBufferPointer {
-            embeddingForward(out: x.data, tokens: $0.baseAddress!, table: tokenEmbedding.data, rows: 1, channels: c.dim, vocab: c.vocabSize)
+            embed($0.baseAddress!, rows: 1, into: x.data)
         }
         position.withUnsafeBufferPointer { positions in
             for (l, layer) in layers.enumerated() {

@@ -2,9 +2,10 @@ import Foundation
 import Tensors
 
 extension LlamaModel {
-    /// Loads a LLaMA model from GGUF, dequantizing every weight to Float32.
-    /// `progress` gets (tensors done, tensors in all) after each tensor.
-    public static func load(_ file: GGUFFile, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
+    /// Loads a LLaMA model from GGUF. With `keep`, matrices stored as Q4_0, Q4_1 or Q8_0 stay in
+    /// their blocks (the products compute from them) and only the others are dequantized; without,
+    /// every weight is dequantized to Float32. `progress` gets (tensors done, tensors in all).
+    public static func load(_ file: GGUFFile, keep: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
         let (metadata, ffnWidths) = try llamaView(of: file.metadata)
         var config = try LlamaConfiguration.from(metadata)
         guard let embedding = file.info("token_embd.weight") else { throw GGUFError.missingTensor("token_embd.weight") }
@@ -18,7 +19,8 @@ extension LlamaModel {
         // Every tensor's shape and the memory they take are checked before the model is allocated:
         // metadata may claim any size. A `deci` layer's MLP is its own width.
         var infos = [GGUFFile.TensorInfo]()
-        for (name, full) in config.weightShapes(tiedOutput: tiedOutput) {
+        let shapes = config.weightShapes(tiedOutput: tiedOutput)
+        for (name, full) in shapes {
             guard let info = file.info(name) else { throw GGUFError.missingTensor(name) }
             var shape = full
             if let ffnWidths, let l = layerIndex(name) {
@@ -30,23 +32,37 @@ extension LlamaModel {
             }
             infos.append(info)
         }
-        try MachineMemory.check(config.float32Bytes(tiedOutput: tiedOutput), for: "this model in Float32")
-        let model = LlamaModel(config: config, tokenizer: tokenizer, tiedOutput: tiedOutput)
-        let weights = model.namedWeights
-        for (index, ((_, weight), info)) in zip(weights, infos).enumerated() {
-            if info.elementCount == weight.count {
-                file.decode(info, into: weight.data)
+        // Kept as blocks: whole matrices of a type the kernels compute (a narrower deci MLP is
+        // padded in Float32 instead).
+        let kept = zip(shapes, infos).map { shape, info in
+            keep && shape.1.count == 2 && info.shape == shape.1 && [.q4_0, .q4_1, .q8_0].contains(info.type)
+        }
+        let keptElements = zip(kept, infos).reduce(0.0) { $0 + ($1.0 ? Double($1.1.elementCount) : 0) }
+        let keptBytes = zip(kept, infos).reduce(0.0) { $0 + ($1.0 ? Double($1.1.byteCount) * 1.1 : 0) }
+        try MachineMemory.check(config.float32Bytes(tiedOutput: tiedOutput) - 4 * keptElements + keptBytes,
+                                for: keep ? "this model (its blocks kept)" : "this model in Float32")
+        let model = LlamaModel(config: config, tokenizer: tokenizer, tiedOutput: tiedOutput, allocate: false)
+        for (index, ((name, full), info)) in zip(shapes, infos).enumerated() {
+            if full.count == 1 {
+                file.decode(info, into: model.norm(named: name).data)
+            } else if kept[index] {
+                let blocks = file.withBytes(of: info) { BlockQuantizedMatrix(ggmlType: Int(info.type.rawValue), blocks: $0, rows: full[0], columns: full[1])! }
+                model.assign(name, float32: nil, packed: blocks)
             } else {
-                // A narrower deci MLP: its rows (gate, up) or columns (down) first, zeros after;
-                // the layer then runs at that width.
-                let part = Tensor(uninitialized: info.shape)
-                file.decode(info, into: part.data)
-                let (rows, columns) = (info.shape[0], info.shape[1])
-                let stride = weight.shape[1]
-                weight.zero()
-                for r in 0..<rows { (weight.data + r * stride).update(from: part.data + r * columns, count: columns) }
+                let weight = Tensor(zeros: full)
+                if info.elementCount == weight.count {
+                    file.decode(info, into: weight.data)
+                } else {
+                    // A narrower deci MLP: its rows (gate, up) or columns (down) first, zeros after;
+                    // the layer then runs at that width.
+                    let part = Tensor(uninitialized: info.shape)
+                    file.decode(info, into: part.data)
+                    let (rows, columns) = (info.shape[0], info.shape[1])
+                    for r in 0..<rows { (weight.data + r * full[1]).update(from: part.data + r * columns, count: columns) }
+                }
+                model.assign(name, float32: weight, packed: nil)
             }
-            progress?(index + 1, weights.count)
+            progress?(index + 1, shapes.count)
         }
         if let ffnWidths {
             for (layer, width) in zip(model.layers, ffnWidths) {
@@ -55,6 +71,25 @@ extension LlamaModel {
             }
         }
         return model
+    }
+
+    /// The norm weight of a GGUF name.
+    func norm(named name: String) -> Tensor {
+        if name == "output_norm.weight" { return finalNorm }
+        let layer = layers[Self.layerIndex(name)!]
+        return name.hasSuffix("attn_norm.weight") ? layer.attentionNorm : layer.ffnNorm
+    }
+
+    /// Sets the matrix of a GGUF name in one form.
+    func assign(_ name: String, float32: Tensor?, packed: BlockQuantizedMatrix?) {
+        switch name {
+        case "token_embd.weight": setEmbedding(float32, packed: packed)
+        case "output.weight": setOutput(float32, packed: packed)
+        default:
+            let layer = layers[Self.layerIndex(name)!]
+            let p = Projection.allCases.first { name.hasSuffix(".\($0.ggufName).weight") }!
+            if let packed { layer.setPacked(packed, for: p) } else { layer.setFloat32(float32!, for: p) }
+        }
     }
 
     /// The layer of a `blk.N.` tensor name.
@@ -97,8 +132,8 @@ extension LlamaModel {
         return (out, widths)
     }
 
-    public static func load(path: String, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
-        try load(GGUFFile(path: path), progress: progress)
+    public static func load(path: String, keep: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> LlamaModel {
+        try load(GGUFFile(path: path), keep: keep, progress: progress)
     }
 
     static func tokenizer(from metadata: [String: GGUFValue]) throws -> ByteLevelBPE {

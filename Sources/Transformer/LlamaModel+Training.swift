@@ -81,8 +81,7 @@ extension LlamaModel {
 
         // Forward, keeping what backward needs.
         tokens.withUnsafeBufferPointer {
-            embeddingForward(out: w.layers.first?.xIn.data ?? w.xFinal.data, tokens: $0.baseAddress!, table: tokenEmbedding.data,
-                             rows: rows, channels: c.dim, vocab: c.vocabSize)
+            embed($0.baseAddress!, rows: rows, into: w.layers.first?.xIn.data ?? w.xFinal.data)
         }
         w.positions.withUnsafeBufferPointer { pp in
             let positions = pp.baseAddress!
@@ -107,7 +106,7 @@ extension LlamaModel {
             }
         }
         rmsNormForward(out: w.xnFinal.data, rstd: w.rstdFinal.data, input: w.xFinal.data, weight: finalNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-        linearForward(out: w.logits.data, input: w.xnFinal.data, weight: outputProjection.data, rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
+        outputLogits(out: w.logits.data, input: w.xnFinal.data, rows: rows)
 
         // Loss and its gradient: mean over counted targets.
         let counted = targets.withUnsafeBufferPointer { t in t.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
@@ -133,8 +132,11 @@ extension LlamaModel {
 
         // Backward through the frozen model: only input gradients, plus the adapters' own.
         w.dxn.zero()
-        linearBackward(dInput: w.dxn.data, dWeight: nil, dOut: w.logits.data, input: w.xnFinal.data, weight: outputProjection.data,
-                       rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
+        let head = outputProjection
+        withExtendedLifetime(head) {
+            linearBackward(dInput: w.dxn.data, dWeight: nil, dOut: w.logits.data, input: w.xnFinal.data, weight: head.data,
+                           rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
+        }
         w.dx.zero()
         rmsNormBackward(dInput: w.dx.data, dWeight: nil, dOut: w.dxn.data, input: w.xFinal.data, weight: finalNorm.data,
                         rstd: w.rstdFinal.data, rows: rows, channels: c.dim)
@@ -176,8 +178,12 @@ extension LlamaModel {
     func projectBackward(_ layer: LlamaLayer, _ p: Projection, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          dInput: UnsafeMutablePointer<Float>, rows: Int) {
         let (i, o) = p.shape(config, ffn: layer.activeFFN)
-        linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input: input, weight: layer.weight(p).data, rows: rows,
-                       inFeatures: i, outFeatures: o, weightStride: p.shape(config).inFeatures)
+        // A packed weight is dequantized for the step (a copy: kept alive through the product).
+        let weight = layer.float32Weight(p)
+        withExtendedLifetime(weight) {
+            linearBackward(dInput: dInput, dWeight: nil, dOut: dOut, input: input, weight: weight.data, rows: rows,
+                           inFeatures: i, outFeatures: o, weightStride: p.shape(config).inFeatures)
+        }
         layer.adapters[p]?.backward(dOut: dOut, input: input, dInput: dInput, rows: rows, inFeatures: i, outFeatures: o)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 import Transformer
 
 /// What a loaded model is: shape, size and cost, for `model info`.
@@ -8,8 +9,13 @@ public struct ModelCard: Sendable {
     public var config: LlamaConfiguration
     public var parameters: Int
     public var tiedOutput: Bool
-    /// Bytes of the Float32 weights in memory.
+    /// Bytes the weights take in memory, in whichever forms they are.
     public var weightBytes: Int
+    /// Matrices the products compute from packed blocks, by format, and matrices in Float32 only.
+    public var packedMatrices: [String: Int] = [:]
+    public var float32Matrices = 0
+    /// The instruction set the quantized products run on.
+    public var kernelPath = KernelPath.current
     /// Bytes of the file it came from, and its tensor types (nil for a random model).
     public var fileBytes: Int?
     public var fileTypes: String?
@@ -30,13 +36,21 @@ public struct ModelCard: Sendable {
         ffnWidths = Set(widths).count == 1 && widths.first == model.config.ffnDim ? nil : widths
         // A narrower layer's MLP is stored padded with zeros to the widest: not parameters.
         parameters = model.parameterCount - widths.reduce(0) { $0 + 3 * (model.config.ffnDim - $1) * model.config.dim }
-        tiedOutput = model.output == nil
-        weightBytes = model.weightBytes
+        tiedOutput = !model.hasOutput
+        weightBytes = 0
         self.fileBytes = fileBytes
         self.fileTypes = fileTypes
         tokenizer = model.tokenizer.mergeList.isEmpty
             ? "bytes (\(model.tokenizer.vocabularySize) tokens)"
             : "byte-level BPE, \(model.tokenizer.vocabularySize) tokens, pre-tokenizer \(model.tokenizer.preTokenizer)"
+        refreshMemory(model)
+    }
+
+    /// Reads the weights' forms and bytes again (a method may have converted or packed some).
+    mutating func refreshMemory(_ model: LlamaModel) {
+        weightBytes = model.weightBytes
+        (packedMatrices, float32Matrices) = model.storageSummary
+        kernelPath = KernelPath.current
     }
 
     /// Label/value rows, in reading order.
@@ -54,12 +68,18 @@ public struct ModelCard: Sendable {
             ("RoPE base", formatCount(Double(config.ropeBase))),
             ("parameters", "\(formatCount(Double(parameters))) (\(parameters))" + (tiedOutput ? ", output tied to the embedding" : "")),
             ("MACs per token", "\(formatCount(Double(macsPerToken))) (computed; + attention \(formatCount(Double(config.attentionMACs(position: 0))))·(position+1))"),
-            ("memory", "\(formatBytes(weightBytes)) of Float32 weights"),
+            ("memory", "\(formatBytes(weightBytes)) of weights" + (packedMatrices.isEmpty ? " (Float32)" : ": "
+                + packedMatrices.sorted { $0.key < $1.key }.map { "\($0.value) matrices \($0.key)" }.joined(separator: ", ")
+                + (float32Matrices > 0 ? ", \(float32Matrices) Float32" : ""))),
         ]
+        if !packedMatrices.isEmpty {
+            out.append(("kernels", "packed products on \(kernelPath.rawValue), activations quantized to 8 bits per block of 32 "
+                        + "(this CPU can run: \(KernelPath.supported.map(\.rawValue).joined(separator: ", ")))"))
+        }
         if let packed, packed.projections > 0 {
-            out.append(("quantized", "\(packed.projections) projections packed in \(formatBytes(packed.packed)) (\(formatBytes(packed.float32)) as Float32, "
-                        + String(format: "%.1f×", Double(packed.float32) / Double(max(1, packed.packed))) + " smaller); the products still read "
-                        + "their dequantized Float32 copy"))
+            out.append(("quantized", "\(packed.projections) projections quantized, \(formatBytes(packed.packed)) packed (\(formatBytes(packed.float32)) as Float32, "
+                        + String(format: "%.1f×", Double(packed.float32) / Double(max(1, packed.packed))) + " smaller); a Float32 copy "
+                        + "is kept for the compression methods"))
         }
         if let fileBytes { out.append(("file", "\(formatBytes(fileBytes))" + (fileTypes.map { ", \($0)" } ?? ""))) }
         out.append(("tokenizer", tokenizer))

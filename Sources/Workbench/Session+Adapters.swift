@@ -45,7 +45,7 @@ extension Session {
             if set.configuration.quantizationAware, let base = preQuantization?[l][k], let grid = layer.quantized[p] {
                 adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: base), quantization: (base, grid)))
             } else {
-                adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: layer.weight(p))))
+                adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: layer.float32Weight(p))))
             }
         }
     }
@@ -91,6 +91,7 @@ extension Session {
             }
         }
         packedBeforeMerge = [:]
+        model.packQuantizedGrids()
         modelCard?.packed = ModelQuantization.packedBytes(model)
     }
 
@@ -215,6 +216,7 @@ extension Session {
                 unpacked += 1
             }
         }
+        model.packQuantizedGrids()
         if unpacked > 0 { modelCard?.packed = ModelQuantization.packedBytes(model) }
         let after = Sparsity.totals(model)
         record("merged adapters", String(format: "%d adapters; zeros %.2f %% → %.2f %%", set.ordered.count,

@@ -42,7 +42,7 @@ extension Session {
         let chosen = Set((0..<model.config.layers).filter { parameters.layers?.contains($0) ?? true })
         let before = model.layers.enumerated().map { l, layer in
             Projection.allCases.enumerated().map { k, p in
-                chosen.contains(l) && parameters.targets.contains(p) ? layer.weight(p).copy() : (preQuantization?[l][k] ?? layer.weight(p).copy())
+                chosen.contains(l) && parameters.targets.contains(p) ? layer.float32Weight(p).copy() : (preQuantization?[l][k] ?? layer.float32Weight(p).copy())
             }
         }
         let started = Date()
@@ -59,6 +59,7 @@ extension Session {
             interrupted = true
         }
         let packed = ModelQuantization.packedBytes(model)
+        model.packQuantizedGrids()
         modelCard?.packed = packed
         if !done.isEmpty { preQuantization = before }
         if !done.isEmpty {

@@ -83,6 +83,7 @@ extension Session {
             interrupted = true
         }
         if !pruned.isEmpty { keepQuantizedFormsInStep(model, layers: pruned, targets: parameters.targets) }
+        model.packQuantizedGrids()
         let totals = Sparsity.totals(model)
         if !pruned.isEmpty {
             var arguments = "\(parameters.pattern) of " + parameters.targets.map(\.rawValue).joined(separator: ",")
@@ -117,13 +118,13 @@ extension Session {
     /// Keeps a copy of every projection's weights before the first pruning or quantization.
     func keepDenseWeights(_ model: LlamaModel) throws {
         guard denseWeights == nil else { return }
-        let bytes = model.layers.reduce(0) { sum, layer in sum + Projection.allCases.reduce(0) { $0 + layer.weight($1).count * 4 } }
+        let bytes = model.layers.reduce(0) { sum, layer in sum + Projection.allCases.reduce(0) { $0 + layer.shape($1).outFeatures * layer.shape($1).inFeatures * 4 } }
         do {
             try MachineMemory.check(Double(bytes), for: "a copy of the dense weights (to restore them later)")
         } catch let error as MemoryError {
             throw WorkbenchError.invalid("\(error)")
         }
-        denseWeights = DenseWeights(weights: model.layers.map { layer in Projection.allCases.map { layer.weight($0).copy() } },
+        denseWeights = DenseWeights(weights: model.layers.map { layer in Projection.allCases.map { layer.float32Weight($0).copy() } },
                                     channelOrder: model.layers.map(\.mlpChannelOrder))
     }
 

@@ -15,7 +15,16 @@ public final class Session {
     public let cancellation = CancellationToken()
 
     public private(set) var model: LlamaModel?
-    public internal(set) var modelCard: ModelCard?
+    /// The loaded model's card, its memory read again each time (methods convert and pack weights).
+    public internal(set) var modelCard: ModelCard? {
+        get {
+            guard var card = storedCard, let model else { return storedCard }
+            card.refreshMemory(model)
+            return card
+        }
+        set { storedCard = newValue }
+    }
+    private var storedCard: ModelCard?
     public private(set) var corpus: TextCorpus?
     /// The split `eval ppl` reads by default.
     public private(set) var evaluationSplit: String?
@@ -82,14 +91,14 @@ public final class Session {
 
     /// Loads a GGUF model; `progress` gets (tensors decoded, tensors in all).
     @discardableResult
-    public func loadModel(path: String, name: String? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> ModelCard {
+    public func loadModel(path: String, name: String? = nil, keep: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> ModelCard {
         let file = try GGUFFile(path: path)
-        let loaded = try LlamaModel.load(file, progress: progress)
+        let loaded = try LlamaModel.load(file, keep: keep, progress: progress)
         let types = Dictionary(grouping: file.tensors, by: { $0.type.description }).map { "\($0.value.count) \($0.key)" }.sorted()
         let card = ModelCard(name: name ?? file.metadata["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent,
                              source: path, model: loaded, fileBytes: fileSize(path), fileTypes: "tensors " + types.joined(separator: ", "))
         install(loaded, card: card)
-        record("loaded", path)
+        record("loaded", path + (keep && loaded.isPacked ? " (blocks kept)" : ""))
         return card
     }
 

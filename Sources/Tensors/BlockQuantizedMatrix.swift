@@ -1,0 +1,210 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A weight matrix (rows = outputs, columns = inputs) kept as blocks of 32 consecutive inputs,
+/// each block with a half-float scale d and integer codes:
+///
+///     4 bits:  w_j = d · (q_j − z)    or   w_j = d · q_j + m     q_j ∈ 0…15
+///     8 bits:  w_j = d · (c_j − z)                                c_j ∈ −128…127
+///
+/// One representation for every format Sculpt computes from: GGUF's Q4_0 (z = 8), Q4_1 (a half
+/// minimum m per block), Q8_0 (z = 0), and the group-wise INT4/INT8 grids `quantize` makes (a zero
+/// point per group; an 8-bit code q is stored as c = q − 128 with z − 128, so that one signed
+/// product serves both). The products (`quantizedLinear`) read the codes directly.
+///
+/// Storage, each row after the other: codes (16 bytes per 4-bit block in GGUF's nibble order,
+/// element j < 16 in the low nibble of byte j and j + 16 in its high nibble; 32 signed bytes per
+/// 8-bit block), half scales, and per-block zero points or minimums when they vary.
+public final class BlockQuantizedMatrix: @unchecked Sendable {
+    public static let blockSize = 32
+
+    /// What the codes were, for the card and for export.
+    public enum Format: Sendable, Equatable, CustomStringConvertible {
+        case q4_0, q4_1, q8_0
+        /// A `quantize` grid: bits, group size, symmetric.
+        case grid(bits: Int, group: Int, symmetric: Bool)
+
+        public var description: String {
+            switch self {
+            case .q4_0: return "Q4_0"
+            case .q4_1: return "Q4_1"
+            case .q8_0: return "Q8_0"
+            case .grid(let bits, let group, let symmetric): return "INT\(bits) g\(group)\(symmetric ? " sym" : "")"
+            }
+        }
+    }
+
+    /// The additive part of a block: w = d·(q − z) with one z for all, or per block, or w = d·q + m.
+    public enum Offset: @unchecked Sendable {
+        case zeroPoint(Int)
+        case zeroPoints(UnsafeMutablePointer<Int8>)
+        case minimums(UnsafeMutablePointer<Float16>)
+    }
+
+    public let rows: Int
+    public let columns: Int
+    public let bits: Int
+    public let format: Format
+    public let blocksPerRow: Int
+    /// Bytes of codes per block (16 or 32) and per row.
+    public let codeBytesPerBlock: Int
+    public var codeBytesPerRow: Int { blocksPerRow * codeBytesPerBlock }
+    public let codes: UnsafeMutableRawPointer
+    public let scales: UnsafeMutablePointer<Float16>
+    public let offset: Offset
+
+    /// How a new matrix stores its additive part.
+    public enum OffsetStorage: Sendable { case zeroPoint(Int), zeroPoints, minimums }
+
+    public init(rows: Int, columns: Int, bits: Int, format: Format, offset storage: OffsetStorage) {
+        precondition(bits == 4 || bits == 8, "4 or 8 bits")
+        precondition(rows > 0 && columns > 0 && columns % Self.blockSize == 0, "a \(rows) × \(columns) matrix in blocks of 32")
+        self.rows = rows
+        self.columns = columns
+        self.bits = bits
+        self.format = format
+        blocksPerRow = columns / Self.blockSize
+        codeBytesPerBlock = bits == 4 ? 16 : 32
+        let blocks = rows * blocksPerRow
+        codes = Self.allocate(blocks * codeBytesPerBlock)
+        scales = Self.allocate(blocks * 2).bindMemory(to: Float16.self, capacity: blocks)
+        switch storage {
+        case .zeroPoints: offset = .zeroPoints(Self.allocate(blocks).bindMemory(to: Int8.self, capacity: blocks))
+        case .minimums: offset = .minimums(Self.allocate(blocks * 2).bindMemory(to: Float16.self, capacity: blocks))
+        case .zeroPoint(let z): offset = .zeroPoint(z)
+        }
+    }
+
+    /// Weights are streamed once per token: 2 MiB pages keep the TLB out of the way, as for Tensor.
+    private static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let hugePage = 2 << 20
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes), alignment: bytes >= hugePage ? hugePage : 64)
+        #if os(Linux)
+        if bytes >= hugePage { _ = madvise(raw, bytes / hugePage * hugePage, MADV_HUGEPAGE) }
+        #endif
+        return raw
+    }
+
+    deinit {
+        codes.deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+        switch offset {
+        case .zeroPoints(let p): UnsafeMutableRawPointer(p).deallocate()
+        case .minimums(let p): UnsafeMutableRawPointer(p).deallocate()
+        case .zeroPoint: break
+        }
+    }
+
+    /// Bytes held: codes, scales and per-block offsets.
+    public var byteCount: Int {
+        let blocks = rows * blocksPerRow
+        switch offset {
+        case .zeroPoint: return blocks * (codeBytesPerBlock + 2)
+        case .zeroPoints: return blocks * (codeBytesPerBlock + 3)
+        case .minimums: return blocks * (codeBytesPerBlock + 4)
+        }
+    }
+
+    /// m_b, the additive term of block b of row r: −z·d, or the stored minimum.
+    @inline(__always) public func additive(row r: Int, block b: Int) -> Float {
+        let i = r * blocksPerRow + b
+        switch offset {
+        case .zeroPoint(let z): return -Float(z) * Float(scales[i])
+        case .zeroPoints(let z): return -Float(z[i]) * Float(scales[i])
+        case .minimums(let m): return Float(m[i])
+        }
+    }
+
+    /// The integer code of weight (r, c): 0…15 for 4 bits, −128…127 for 8.
+    @inline(__always) public func code(_ r: Int, _ c: Int) -> Int {
+        let block = codes + r * codeBytesPerRow + (c / 32) * codeBytesPerBlock
+        let j = c % 32
+        if bits == 8 { return Int(block.load(fromByteOffset: j, as: Int8.self)) }
+        let byte = block.load(fromByteOffset: j % 16, as: UInt8.self)
+        return Int(j < 16 ? byte & 0x0F : byte >> 4)
+    }
+
+    /// Row r in Float32 (its first `count` columns): what the embedding lookup reads.
+    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>, count: Int? = nil) {
+        let n = count ?? columns
+        for b in 0..<(n + 31) / 32 {
+            let d = Float(scales[r * blocksPerRow + b]), m = additive(row: r, block: b)
+            for j in 0..<min(32, n - b * 32) { out[b * 32 + j] = d * Float(code(r, b * 32 + j)) + m }
+        }
+    }
+
+    /// The whole matrix in Float32, (rows, columns).
+    public func dequantized() -> Tensor {
+        let t = Tensor(uninitialized: [rows, columns])
+        parallelChunks(rows, minimumChunk: 64) { range in
+            for r in range { self.dequantizeRow(r, into: t.data + r * self.columns) }
+        }
+        return t
+    }
+}
+
+extension BlockQuantizedMatrix {
+    /// GGUF blocks as they are in the file (`rows` × `columns` weights of Q4_0, Q4_1 or Q8_0),
+    /// or nil for another type.
+    public convenience init?(ggmlType: Int, blocks source: UnsafeRawPointer, rows: Int, columns: Int) {
+        let blocks = rows * (columns / 32)
+        switch ggmlType {
+        case 2:  // Q4_0: f16 d, u8 qs[16]
+            self.init(rows: rows, columns: columns, bits: 4, format: .q4_0, offset: .zeroPoint(8))
+            for b in 0..<blocks {
+                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 18, as: UInt16.self))
+                (codes + b * 16).copyMemory(from: source + b * 18 + 2, byteCount: 16)
+            }
+        case 3:  // Q4_1: f16 d, f16 m, u8 qs[16]
+            self.init(rows: rows, columns: columns, bits: 4, format: .q4_1, offset: .minimums)
+            guard case .minimums(let m) = offset else { return nil }
+            for b in 0..<blocks {
+                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 20, as: UInt16.self))
+                m[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 20 + 2, as: UInt16.self))
+                (codes + b * 16).copyMemory(from: source + b * 20 + 4, byteCount: 16)
+            }
+        case 8:  // Q8_0: f16 d, i8 qs[32]
+            self.init(rows: rows, columns: columns, bits: 8, format: .q8_0, offset: .zeroPoint(0))
+            for b in 0..<blocks {
+                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 34, as: UInt16.self))
+                (codes + b * 32).copyMemory(from: source + b * 34 + 2, byteCount: 32)
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// A `quantize` grid, when its groups are whole blocks (group a multiple of 32, columns too);
+    /// nil otherwise. Each block takes its group's scale and zero point.
+    public convenience init?(_ grid: GroupQuantizedMatrix) {
+        guard grid.group % 32 == 0, grid.columns % 32 == 0 else { return nil }
+        let format = Format.grid(bits: grid.bits, group: grid.group, symmetric: grid.symmetric)
+        // A symmetric grid has one zero point (the middle code): no per-block storage.
+        let middle = 1 << (grid.bits - 1)
+        let constant = grid.symmetric && (0..<grid.rows).allSatisfy { r in
+            (0..<grid.groupsPerRow).allSatisfy { grid.zero(r, group: $0) == middle }
+        }
+        let bias = grid.bits == 8 ? 128 : 0
+        self.init(rows: grid.rows, columns: grid.columns, bits: grid.bits, format: format,
+                  offset: constant ? .zeroPoint(middle - bias) : .zeroPoints)
+        for r in 0..<rows {
+            for b in 0..<blocksPerRow {
+                let g = b * 32 / grid.group
+                let i = r * blocksPerRow + b
+                scales[i] = Float16(grid.scale(r, group: g))
+                if case .zeroPoints(let z) = offset { z[i] = Int8(grid.zero(r, group: g) - bias) }
+                let block = codes + i * codeBytesPerBlock
+                if bits == 8 {
+                    for j in 0..<32 { block.storeBytes(of: Int8(grid.code(r, b * 32 + j) - 128), toByteOffset: j, as: Int8.self) }
+                } else {
+                    for j in 0..<16 {
+                        let lo = UInt8(grid.code(r, b * 32 + j)), hi = UInt8(grid.code(r, b * 32 + j + 16))
+                        block.storeBytes(of: lo | hi << 4, toByteOffset: j, as: UInt8.self)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Tensors
+import XCTest
+
+/// Every quantized product path against a plain reference, on random blocks of every format.
+final class QuantizedLinearTests: XCTestCase {
+    /// Random GGUF blocks of `type` (2 Q4_0, 3 Q4_1, 8 Q8_0) with half scales in a sane range.
+    static func ggmlMatrix(type: Int, rows: Int, columns: Int, seed: UInt64) -> BlockQuantizedMatrix {
+        var rng = SeededGenerator(seed: seed)
+        let blockBytes = [2: 18, 3: 20, 8: 34][type]!
+        var bytes = [UInt8](repeating: 0, count: rows * columns / 32 * blockBytes)
+        for b in 0..<(rows * columns / 32) {
+            let base = b * blockBytes
+            let halves = type == 3 ? 2 : 1
+            for h in 0..<halves {
+                let value = Float16(Float.random(in: (h == 0 ? 0.001 : -0.05)...0.05, using: &rng))
+                bytes[base + 2 * h] = UInt8(value.bitPattern & 0xFF)
+                bytes[base + 2 * h + 1] = UInt8(value.bitPattern >> 8)
+            }
+            for j in (2 * halves)..<blockBytes {
+                // Q8_0 codes −127…127, as llama.cpp writes them; also −128 now and then.
+                bytes[base + j] = type == 8 ? UInt8(bitPattern: Int8.random(in: (j == 5 ? -128 : -127)...127, using: &rng)) : UInt8.random(in: 0...255, using: &rng)
+            }
+        }
+        return bytes.withUnsafeBytes { BlockQuantizedMatrix(ggmlType: type, blocks: $0.baseAddress!, rows: rows, columns: columns)! }
+    }
+
+    /// A random `quantize`-style grid: per-group scales and zero points.
+    static func gridMatrix(bits: Int, group: Int, symmetric: Bool, rows: Int, columns: Int, seed: UInt64) -> BlockQuantizedMatrix {
+        var rng = SeededGenerator(seed: seed)
+        var grid = GroupQuantizedMatrix(rows: rows, columns: columns, bits: bits, group: group, symmetric: symmetric)
+        for r in 0..<rows {
+            for g in 0..<grid.groupsPerRow {
+                let zero = symmetric ? 1 << (bits - 1) : Int.random(in: 0...grid.largestCode, using: &rng)
+                grid.setGroup(r, g, scale: Float(Float16(Float.random(in: 0.001...0.03, using: &rng))), zero: zero)
+            }
+            for c in 0..<columns { grid.setCode(r, c, Int.random(in: 0...grid.largestCode, using: &rng)) }
+        }
+        let packed = BlockQuantizedMatrix(grid)!
+        // The packed form holds the same weights as the grid.
+        let a = grid.dequantized(), b = packed.dequantized()
+        for i in 0..<a.count { XCTAssertEqual(a[i], b[i], accuracy: 1e-6 * max(1, abs(a[i]))) }
+        return packed
+    }
+
+    static var formats: [(String, (Int, Int, UInt64) -> BlockQuantizedMatrix)] {
+        [("Q4_0", { ggmlMatrix(type: 2, rows: $0, columns: $1, seed: $2) }),
+         ("Q4_1", { ggmlMatrix(type: 3, rows: $0, columns: $1, seed: $2) }),
+         ("Q8_0", { ggmlMatrix(type: 8, rows: $0, columns: $1, seed: $2) }),
+         ("INT4 g64", { gridMatrix(bits: 4, group: 64, symmetric: false, rows: $0, columns: $1, seed: $2) }),
+         ("INT4 g32 sym", { gridMatrix(bits: 4, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) }),
+         ("INT8 g32", { gridMatrix(bits: 8, group: 32, symmetric: false, rows: $0, columns: $1, seed: $2) }),
+         ("INT8 g32 sym", { gridMatrix(bits: 8, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) })]
+    }
+
+    /// The definition in Float64: dequantized weights times dequantized activations.
+    static func reference(_ w: BlockQuantizedMatrix, _ x: Tensor, rows: Int, inFeatures: Int, outFeatures: Int) -> [Double] {
+        let acts = QuantizedActivations(x.data, rows: rows, columns: inFeatures)
+        let weights = w.dequantized()
+        var out = [Double](repeating: 0, count: rows * outFeatures)
+        for t in 0..<rows {
+            for n in 0..<outFeatures {
+                var sum = 0.0
+                for c in 0..<inFeatures {
+                    let a = Double(acts.codes[t * acts.blocks * 32 + c]) * Double(acts.scales[t * acts.blocks + c / 32])
+                    sum += a * Double(weights[n * w.columns + c])
+                }
+                out[t * outFeatures + n] = sum
+            }
+        }
+        return out
+    }
+
+    func testEveryPathMatchesTheReferenceOnEveryFormat() {
+        XCTAssertTrue(KernelPath.supported.contains(.avx2), "every machine here has AVX2 + FMA")
+        // Shapes that leave partial tiles: rows not a multiple of 4, odd block counts (AVX-512's
+        // tails), an input narrower than the weight (elastic width), one row (decode) and a few.
+        let shapes: [(rows: Int, out: Int, columns: Int, inFeatures: Int)] =
+            [(1, 8, 64, 64), (1, 7, 160, 160), (3, 13, 96, 96), (5, 12, 224, 200), (9, 6, 256, 256), (17, 9, 32, 32)]
+        for (name, make) in Self.formats {
+            for (i, s) in shapes.enumerated() {
+                let w = make(s.out + 3, s.columns, UInt64(100 + i))
+                let x = GradientCheck.random([s.rows, s.inFeatures], seed: UInt64(7 + i))
+                let expected = Self.reference(w, x, rows: s.rows, inFeatures: s.inFeatures, outFeatures: s.out)
+                let scale = expected.map(abs).max()! + 1e-3
+                for path in KernelPath.supported {
+                    let out = Tensor(zeros: [s.rows, s.out])
+                    out.fill(0.5)
+                    quantizedLinear(out: out.data, input: x.data, weight: w, rows: s.rows, inFeatures: s.inFeatures, outFeatures: s.out,
+                                    accumulate: true, scale: 2, path: path)
+                    var worst = 0.0
+                    for k in 0..<expected.count { worst = max(worst, abs(Double(out[k]) - 0.5 - 2 * expected[k]) / scale) }
+                    XCTAssertLessThan(worst, 1e-5, "\(name) on \(path.rawValue), \(s)")
+                }
+            }
+        }
+    }
+
+    func testSerialAndThreadedSplitsAgree() {
+        let w = Self.ggmlMatrix(type: 2, rows: 256, columns: 512, seed: 3)
+        let x = GradientCheck.random([6, 512], seed: 4)
+        let serial = Tensor(zeros: [6, 256]), threaded = Tensor(zeros: [6, 256])
+        let saved = quantizedLinearSerialWork
+        quantizedLinearSerialWork = .max
+        quantizedLinear(out: serial.data, input: x.data, weight: w, rows: 6, inFeatures: 512, outFeatures: 256)
+        quantizedLinearSerialWork = 0
+        quantizedLinear(out: threaded.data, input: x.data, weight: w, rows: 6, inFeatures: 512, outFeatures: 256)
+        quantizedLinearSerialWork = saved
+        for i in 0..<serial.count { XCTAssertEqual(serial[i], threaded[i], accuracy: 1e-5 * max(1, abs(serial[i]))) }
+    }
+
+    func testActivationQuantizationRoundsWithinHalfAStep() {
+        let x = GradientCheck.random([3, 70], seed: 9, std: 3)
+        x[5] = 0
+        let acts = QuantizedActivations(x.data, rows: 3, columns: 70)
+        XCTAssertEqual(acts.blocks, 3)
+        for r in 0..<3 {
+            for c in 0..<96 {
+                let code = acts.codes[r * 96 + c], d = acts.scales[r * 3 + c / 32]
+                XCTAssertTrue((-127...127).contains(code))
+                if c >= 70 { XCTAssertEqual(code, 0, "padding is zero"); continue }
+                XCTAssertLessThanOrEqual(abs(Float(code) * d - x[r * 70 + c]), d / 2 * 1.0001)
+            }
+            for b in 0..<3 {
+                let sum = (0..<32).reduce(Float(0)) { $0 + Float(acts.codes[r * 96 + b * 32 + $1]) }
+                XCTAssertEqual(acts.sums[r * 3 + b], sum * acts.scales[r * 3 + b], accuracy: 1e-4)
+            }
+        }
+    }
+
+    func testTheQuantizedProductIsCloseToTheFloatProduct() {
+        // What the 8-bit activations cost: a few tenths of a percent of the output's size.
+        let w = Self.ggmlMatrix(type: 8, rows: 64, columns: 256, seed: 11)
+        let x = GradientCheck.random([4, 256], seed: 12)
+        let dense = w.dequantized()
+        let exact = Tensor(zeros: [4, 64]), quantized = Tensor(zeros: [4, 64])
+        linearForward(out: exact.data, input: x.data, weight: dense.data, rows: 4, inFeatures: 256, outFeatures: 64)
+        quantizedLinear(out: quantized.data, input: x.data, weight: w, rows: 4, inFeatures: 256, outFeatures: 64)
+        let size = exact.array.map(abs).max()!
+        for i in 0..<exact.count { XCTAssertEqual(quantized[i], exact[i], accuracy: 0.02 * size) }
+    }
+
+    func testForcingANarrowerPathIsScopedAndAWiderOneTheCPULacksIsNotOffered() {
+        let before = KernelPath.current
+        KernelPath.with(.scalar) { XCTAssertEqual(KernelPath.current, .scalar) }
+        XCTAssertEqual(KernelPath.current, before)
+        XCTAssertEqual(KernelPath.supported.contains(.avx512vnni), KernelPath.cpuFlags.contains("avx512_vnni") && KernelPath.cpuFlags.contains("avx512bw"))
+    }
+}
