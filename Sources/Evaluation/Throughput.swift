@@ -56,6 +56,36 @@ public enum Throughput {
         return Double(tokens) / seconds
     }
 
+    /// The memory bandwidth of streaming reads (bytes/s): a buffer far larger than the caches
+    /// summed by every core in contiguous parts, the best of `runs`. What a memory-bound
+    /// decode step can at most reach: bytes read per token ÷ this.
+    public static func streamingReadBytesPerSecond(megabytes: Int = 512, runs: Int = 5) -> Double {
+        let count = megabytes << 20 / 4
+        let buffer = Tensor(uninitialized: [count])
+        parallelChunks(count, minimumChunk: 1 << 20) { range in
+            for i in range { buffer.data[i] = Float(i & 7) }
+        }
+        var best = Double.infinity
+        var sink: Float = 0
+        let lock = NSLock()
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            parallelChunks(count / 64, minimumChunk: 1 << 14) { range in
+                var acc = SIMD16<Float>(repeating: 0), acc2 = SIMD16<Float>(repeating: 0)
+                let base = UnsafeRawPointer(buffer.data)
+                for i in range {
+                    let p = base + i * 256
+                    acc += p.load(as: SIMD16<Float>.self) + p.load(fromByteOffset: 64, as: SIMD16<Float>.self)
+                    acc2 += p.load(fromByteOffset: 128, as: SIMD16<Float>.self) + p.load(fromByteOffset: 192, as: SIMD16<Float>.self)
+                }
+                lock.lock(); sink += (acc + acc2).sum(); lock.unlock()
+            }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        precondition(sink.isFinite)
+        return Double(count * 4) / best
+    }
+
     /// Greedy generation speed after a short prompt.
     public static func generationTokensPerSecond(model: LlamaModel, tokens: Int) -> Double {
         let prompt = model.tokenizer.encode("The capital of France is")

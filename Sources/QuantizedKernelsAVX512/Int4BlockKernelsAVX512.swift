@@ -11,26 +11,42 @@ import _Builtin_intrinsics.intel
 //
 //     lane k of  dpbusd(dpbusd(0, q_low, a_low), q_high, a_high)  =  4 partial sums of block b+k
 //
-// and one multiply-add by (d_w · d_a), broadcast per lane, accumulates them in float.
+// one multiply-add by (d_w · d_a), spread per lane, accumulates them in float, and one more adds
+// the additive term m_w · S_a into the first of each lane's four floats.
 
 public enum Int4BlockKernelsAVX512 {
     @inline(__always) static func widen(_ v: __m128) -> __m512 { __m512(lowHalf: __m256(lowHalf: v, highHalf: .zero), highHalf: .zero) }
 
-    /// Four scale pairs spread so that each fills one 128-bit lane.
-    @inline(__always) static func spread4(_ v: __m128) -> __m512 {
-        _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), widen(v))
-    }
+    static let spreadIndex = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+
+    /// Four values spread so that each fills one 128-bit lane.
+    @inline(__always) static func spread4(_ v: __m128) -> __m512 { _mm512_permutexvar_ps(spreadIndex, widen(v)) }
+
+    /// Four values, each in the first float of its 128-bit lane (zeros elsewhere).
+    @inline(__always) static func first4(_ v: __m128) -> __m512 { _mm512_maskz_permutexvar_ps(0x1111, spreadIndex, widen(v)) }
 
     @inline(__always) static func halves(_ s: UnsafePointer<Float16>) -> __m128 {
         _mm_cvtph_ps(_mm_loadl_epi64(UnsafeRawPointer(s).assumingMemoryBound(to: __m128i.self)))
     }
 
-    /// One block the 256-bit way (for the last blocks when fewer than four remain).
-    @inline(__always) static func tailDot(_ codes: UnsafeRawPointer, _ acts: UnsafePointer<Int8>) -> __m256 {
-        let packed = _mm_loadu_si128(codes.assumingMemoryBound(to: __m128i.self))
+    /// m of blocks b…b+3 of a row, spread per lane; `d` is the row's spread scales.
+    @inline(__always) static func additive4(_ o: TileOperands, _ row: WeightRow, _ b: Int, _ d: __m512) -> __m512 {
+        if let m = row.minimums { return spread4(halves(m + b)) }
+        if let z = row.zeroPoints {
+            let z4 = _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(Int32(bitPattern: UnsafeRawPointer(z + b).loadUnaligned(as: UInt32.self)))))
+            return -(spread4(z4) * d)
+        }
+        return d * __m512(repeating: -Float(o.zeroPoint))
+    }
+
+    /// One block the 256-bit way (the last blocks when fewer than four remain), with its additive term.
+    @inline(__always) static func tailDot(_ o: TileOperands, _ row: WeightRow, _ act: ActRow, _ b: Int) -> __m512 {
+        let packed = _mm_loadu_si128((row.codes + b * 16).assumingMemoryBound(to: __m128i.self))
         let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F))
-        let a = _mm256_loadu_si256(UnsafeRawPointer(acts).assumingMemoryBound(to: __m256i.self))
-        return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1)))
+        let a = _mm256_loadu_si256(UnsafeRawPointer(act.codes + b * 32).assumingMemoryBound(to: __m256i.self))
+        var part = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1))) * __m256(repeating: Float(row.scales[b]) * act.scales[b])
+        part[0] += o.additive(row, b) * act.sums[b]
+        return __m512(lowHalf: part, highHalf: .zero)
     }
 
     /// 4 weight rows × up to 4 activation rows (`o.actRows`), four blocks per step; the 16
@@ -45,19 +61,19 @@ public enum Int4BlockKernelsAVX512 {
         var acc20 = z, acc21 = z, acc22 = z, acc23 = z, acc30 = z, acc31 = z, acc32 = z, acc33 = z
         var b = 0
         while b + 4 <= o.blocks {
-            @inline(__always) func weights(_ row: (UnsafeRawPointer, UnsafePointer<Float16>)) -> (__m512i, __m512i, __m512) {
-                let packed = _mm512_loadu_si512(row.0 + b * 16)
-                return (_mm512_and_si512(packed, nibble), _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble), spread4(halves(row.1 + b)))
+            @inline(__always) func weights(_ row: WeightRow) -> (__m512i, __m512i, __m512, __m512) {
+                let packed = _mm512_loadu_si512(row.codes + b * 16)
+                let d = spread4(halves(row.scales + b))
+                return (_mm512_and_si512(packed, nibble), _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble), d, additive4(o, row, b, d))
             }
             let w0 = weights(w.0), w1 = weights(w.1), w2 = weights(w.2), w3 = weights(w.3)
-            @inline(__always) func step(_ act: (UnsafePointer<Int8>, UnsafePointer<Float>),
-                                        _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
-                let x0 = _mm512_loadu_si512(UnsafeRawPointer(act.0 + b * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(act.0 + b * 32 + 64))
+            @inline(__always) func step(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
+                let x0 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32 + 64))
                 let low = _mm512_permutex2var_epi64(x0, pickLow, x1), high = _mm512_permutex2var_epi64(x0, pickHigh, x1)
-                let da = spread4(_mm_loadu_ps(act.1 + b))
-                @inline(__always) func one(_ wk: (__m512i, __m512i, __m512), _ acc: inout __m512) {
+                let da = spread4(_mm_loadu_ps(act.scales + b)), s = first4(_mm_loadu_ps(act.sums + b))
+                @inline(__always) func one(_ wk: (__m512i, __m512i, __m512, __m512), _ acc: inout __m512) {
                     let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wk.0, low), wk.1, high)
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), wk.2 * da, acc)
+                    acc = _mm512_fmadd_ps(wk.3, s, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), wk.2 * da, acc))
                 }
                 one(w0, &c0); one(w1, &c1); one(w2, &c2); one(w3, &c3)
             }
@@ -68,13 +84,8 @@ public enum Int4BlockKernelsAVX512 {
             b += 4
         }
         while b < o.blocks {
-            @inline(__always) func step(_ act: (UnsafePointer<Int8>, UnsafePointer<Float>),
-                                        _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
-                @inline(__always) func one(_ row: (UnsafeRawPointer, UnsafePointer<Float16>), _ acc: inout __m512) {
-                    let part = _mm256_mul_ps(tailDot(row.0 + b * 16, act.0 + b * 32), _mm256_set1_ps(Float(row.1[b]) * act.1[b]))
-                    acc += __m512(lowHalf: part, highHalf: .zero)
-                }
-                one(w.0, &c0); one(w.1, &c1); one(w.2, &c2); one(w.3, &c3)
+            @inline(__always) func step(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
+                c0 += tailDot(o, w.0, act, b); c1 += tailDot(o, w.1, act, b); c2 += tailDot(o, w.2, act, b); c3 += tailDot(o, w.3, act, b)
             }
             step(a.0, &acc00, &acc10, &acc20, &acc30)
             step(a.1, &acc01, &acc11, &acc21, &acc31)
@@ -88,37 +99,74 @@ public enum Int4BlockKernelsAVX512 {
         o.store(3, acc30, acc31, acc32, acc33)
     }
 
-    /// 4 weight rows × 1 activation row, four blocks per step.
+    /// Lanes 4k…4k+3 of a 16-block vector, each spread over one 128-bit lane.
+    @inline(__always) static func spreadQuarter(_ v: __m512, _ k: Int32) -> __m512 {
+        _mm512_permutexvar_ps(_mm512_add_epi32(spreadIndex, _mm512_set1_epi32(4 * k)), v)
+    }
+
+    /// m of 16 blocks of a row (`d`: their scales).
+    @inline(__always) static func additive16(_ o: TileOperands, _ row: WeightRow, _ b: Int, _ d: __m512) -> __m512 {
+        if let m = row.minimums { return _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(m + b).assumingMemoryBound(to: __m256i.self))) }
+        if let z = row.zeroPoints {
+            let z16 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(UnsafeRawPointer(z + b).assumingMemoryBound(to: __m128i.self))))
+            return -(z16 * d)
+        }
+        return d * __m512(repeating: -Float(o.zeroPoint))
+    }
+
+    /// 4 weight rows × 1 activation row (the decode step's matrix-vector product). Sixteen blocks
+    /// at a time: their scales d_w·d_a are formed once in one vector and spread per step, and
+    /// their additive terms go into an accumulator of their own; then four blocks per step, then
+    /// one.
     public static func row(_ o: TileOperands) {
         let nibble = _mm512_set1_epi8(0x0F)
         let pickLow = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), pickHigh = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2)
         let w = (o.weightRow(0), o.weightRow(1), o.weightRow(2), o.weightRow(3))
-        let (acts, actScales) = o.actRow(0)
+        let act = o.actRow(0)
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps()
+        var add0 = _mm512_setzero_ps(), add1 = _mm512_setzero_ps(), add2 = _mm512_setzero_ps(), add3 = _mm512_setzero_ps()
         var b = 0
+        while b + 16 <= o.blocks {
+            let da = _mm512_loadu_ps(act.scales + b), s = _mm512_loadu_ps(act.sums + b)
+            @inline(__always) func scales(_ row: WeightRow, _ add: inout __m512) -> __m512 {
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(row.scales + b).assumingMemoryBound(to: __m256i.self)))
+                add = _mm512_fmadd_ps(additive16(o, row, b, d), s, add)
+                return d * da
+            }
+            let dd0 = scales(w.0, &add0), dd1 = scales(w.1, &add1), dd2 = scales(w.2, &add2), dd3 = scales(w.3, &add3)
+            for k in 0..<4 {
+                let at = b + 4 * k
+                let x0 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32 + 64))
+                let low = _mm512_permutex2var_epi64(x0, pickLow, x1), high = _mm512_permutex2var_epi64(x0, pickHigh, x1)
+                @inline(__always) func one(_ row: WeightRow, _ dd: __m512, _ acc: inout __m512) {
+                    let packed = _mm512_loadu_si512(row.codes + at * 16)
+                    let q0 = _mm512_and_si512(packed, nibble), q1 = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble)
+                    let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, low), q1, high)
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), spreadQuarter(dd, Int32(k)), acc)
+                }
+                one(w.0, dd0, &acc0); one(w.1, dd1, &acc1); one(w.2, dd2, &acc2); one(w.3, dd3, &acc3)
+            }
+            b += 16
+        }
+        acc0 += add0; acc1 += add1; acc2 += add2; acc3 += add3
         while b + 4 <= o.blocks {
-            let x0 = _mm512_loadu_si512(UnsafeRawPointer(acts + b * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(acts + b * 32 + 64))
+            let x0 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32 + 64))
             let low = _mm512_permutex2var_epi64(x0, pickLow, x1), high = _mm512_permutex2var_epi64(x0, pickHigh, x1)
-            let da = spread4(_mm_loadu_ps(actScales + b))
-            @inline(__always) func one(_ row: (UnsafeRawPointer, UnsafePointer<Float16>), _ acc: inout __m512) {
-                let packed = _mm512_loadu_si512(row.0 + b * 16)
+            let da = spread4(_mm_loadu_ps(act.scales + b)), s = first4(_mm_loadu_ps(act.sums + b))
+            @inline(__always) func one(_ row: WeightRow, _ acc: inout __m512) {
+                let packed = _mm512_loadu_si512(row.codes + b * 16)
                 let q0 = _mm512_and_si512(packed, nibble), q1 = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble)
                 let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, low), q1, high)
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), spread4(halves(row.1 + b)) * da, acc)
+                let d = spread4(halves(row.scales + b))
+                acc = _mm512_fmadd_ps(additive4(o, row, b, d), s, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d * da, acc))
             }
             one(w.0, &acc0); one(w.1, &acc1); one(w.2, &acc2); one(w.3, &acc3)
             b += 4
         }
-        var tail = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps())
         while b < o.blocks {
-            let e = actScales[b]
-            tail.0 = _mm256_fmadd_ps(tailDot(w.0.0 + b * 16, acts + b * 32), _mm256_set1_ps(Float(w.0.1[b]) * e), tail.0)
-            tail.1 = _mm256_fmadd_ps(tailDot(w.1.0 + b * 16, acts + b * 32), _mm256_set1_ps(Float(w.1.1[b]) * e), tail.1)
-            tail.2 = _mm256_fmadd_ps(tailDot(w.2.0 + b * 16, acts + b * 32), _mm256_set1_ps(Float(w.2.1[b]) * e), tail.2)
-            tail.3 = _mm256_fmadd_ps(tailDot(w.3.0 + b * 16, acts + b * 32), _mm256_set1_ps(Float(w.3.1[b]) * e), tail.3)
+            acc0 += tailDot(o, w.0, act, b); acc1 += tailDot(o, w.1, act, b); acc2 += tailDot(o, w.2, act, b); acc3 += tailDot(o, w.3, act, b)
             b += 1
         }
-        o.out[0] = acc0.sum() + tail.0.sum(); o.out[1] = acc1.sum() + tail.1.sum()
-        o.out[2] = acc2.sum() + tail.2.sum(); o.out[3] = acc3.sum() + tail.3.sum()
+        o.out[0] = acc0.sum(); o.out[1] = acc1.sum(); o.out[2] = acc2.sum(); o.out[3] = acc3.sum()
     }
 }

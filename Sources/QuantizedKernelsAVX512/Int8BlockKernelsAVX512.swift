@@ -4,12 +4,9 @@ import _Builtin_intrinsics.intel
 // Compiled for Cascade Lake; call it only where the CPU has AVX-512 F, BW, DQ, VL and VNNI.
 //
 // vpdpbusd multiplies unsigned by signed bytes. The codes c are signed, so this path reads them
-// as u = c + 128 (flip the top bit) and returns
-//
-//     Σ_b d_w · d_a · Σ_j (c_j + 128) · a_j  =  Σ_b d_w · d_a · (Σ_j c_j·a_j + 128 · Σ_j a_j)
-//
-// The caller removes the 128·Σa part with the block's additive term (`eightBitCodeBias`).
-// Two blocks per step: 32-bit lanes 0…7 hold block b, 8…15 block b + 1.
+// as u = c + 128 (flip the top bit): Σ_j (c_j − z)·a_j = Σ_j u_j·a_j − (z + 128)·Σ_j a_j, so the
+// additive term takes z + 128 for z. Two blocks per step: 32-bit lanes 0…7 hold block b, 8…15
+// block b + 1; the additive term m·S goes into lanes 0 and 8.
 
 public enum Int8BlockKernelsAVX512 {
     /// What this path adds to every 8-bit code.
@@ -19,18 +16,25 @@ public enum Int8BlockKernelsAVX512 {
         __m512(lowHalf: __m256(repeating: s0), highHalf: __m256(repeating: s1))
     }
 
+    @inline(__always) static func first2(_ s0: Float, _ s1: Float) -> __m512 {
+        var v = __m512.zero
+        v[0] = s0
+        v[8] = s1
+        return v
+    }
+
     @inline(__always) static func biased(_ p: UnsafeRawPointer) -> __m512i {
         _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi8(-128))
     }
 
-    /// One block the 256-bit way (the last one when the count is odd), codes biased as above.
-    @inline(__always) static func tailDot(_ codes: UnsafeRawPointer, _ acts: UnsafePointer<Int8>) -> __m256 {
-        let c = _mm256_loadu_si256(codes.assumingMemoryBound(to: __m256i.self))
-        let a = _mm256_loadu_si256(UnsafeRawPointer(acts).assumingMemoryBound(to: __m256i.self))
+    /// One block the 256-bit way (the last one when the count is odd), with its additive term.
+    @inline(__always) static func tailDot(_ o: TileOperands, _ row: WeightRow, _ act: ActRow, _ b: Int) -> __m512 {
+        let c = _mm256_loadu_si256((row.codes + b * 32).assumingMemoryBound(to: __m256i.self))
+        let a = _mm256_loadu_si256(UnsafeRawPointer(act.codes + b * 32).assumingMemoryBound(to: __m256i.self))
         let exact = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(a, c)), _mm256_set1_epi16(1))
-        // + 128·Σa, to match the biased blocks: Σa by vpmaddubsw against ones.
-        let sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), _mm256_set1_epi16(1))
-        return _mm256_cvtepi32_ps(_mm256_add_epi32(exact, _mm256_slli_epi32(sum, 7)))
+        var part = _mm256_cvtepi32_ps(exact) * __m256(repeating: Float(row.scales[b]) * act.scales[b])
+        part[0] += o.additive(row, b) * act.sums[b]
+        return __m512(lowHalf: part, highHalf: .zero)
     }
 
     /// 4 weight rows × up to 4 activation rows, two blocks per step.
@@ -42,16 +46,17 @@ public enum Int8BlockKernelsAVX512 {
         var acc20 = z, acc21 = z, acc22 = z, acc23 = z, acc30 = z, acc31 = z, acc32 = z, acc33 = z
         var b = 0
         while b + 2 <= o.blocks {
-            @inline(__always) func weights(_ row: (UnsafeRawPointer, UnsafePointer<Float16>)) -> (__m512i, __m512) {
-                (biased(row.0 + b * 32), spread2(Float(row.1[b]), Float(row.1[b + 1])))
+            @inline(__always) func weights(_ row: WeightRow) -> (__m512i, __m512, __m512) {
+                (biased(row.codes + b * 32), spread2(Float(row.scales[b]), Float(row.scales[b + 1])),
+                 spread2(o.additive(row, b, bias: codeBias), o.additive(row, b + 1, bias: codeBias)))
             }
             let w0 = weights(w.0), w1 = weights(w.1), w2 = weights(w.2), w3 = weights(w.3)
-            @inline(__always) func step(_ act: (UnsafePointer<Int8>, UnsafePointer<Float>),
-                                        _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
-                let x = _mm512_loadu_si512(UnsafeRawPointer(act.0 + b * 32))
-                let da = spread2(act.1[b], act.1[b + 1])
-                @inline(__always) func one(_ wk: (__m512i, __m512), _ acc: inout __m512) {
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wk.0, x)), wk.1 * da, acc)
+            @inline(__always) func step(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
+                let x = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32))
+                let da = spread2(act.scales[b], act.scales[b + 1]), s = first2(act.sums[b], act.sums[b + 1])
+                @inline(__always) func one(_ wk: (__m512i, __m512, __m512), _ acc: inout __m512) {
+                    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wk.0, x)
+                    acc = _mm512_fmadd_ps(wk.2, s, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), wk.1 * da, acc))
                 }
                 one(w0, &c0); one(w1, &c1); one(w2, &c2); one(w3, &c3)
             }
@@ -62,13 +67,8 @@ public enum Int8BlockKernelsAVX512 {
             b += 2
         }
         if b < o.blocks {
-            @inline(__always) func step(_ act: (UnsafePointer<Int8>, UnsafePointer<Float>),
-                                        _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
-                @inline(__always) func one(_ row: (UnsafeRawPointer, UnsafePointer<Float16>), _ acc: inout __m512) {
-                    let part = _mm256_mul_ps(tailDot(row.0 + b * 32, act.0 + b * 32), _mm256_set1_ps(Float(row.1[b]) * act.1[b]))
-                    acc += __m512(lowHalf: part, highHalf: .zero)
-                }
-                one(w.0, &c0); one(w.1, &c1); one(w.2, &c2); one(w.3, &c3)
+            @inline(__always) func step(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
+                c0 += tailDot(o, w.0, act, b); c1 += tailDot(o, w.1, act, b); c2 += tailDot(o, w.2, act, b); c3 += tailDot(o, w.3, act, b)
             }
             step(a.0, &acc00, &acc10, &acc20, &acc30)
             step(a.1, &acc01, &acc11, &acc21, &acc31)
@@ -81,28 +81,61 @@ public enum Int8BlockKernelsAVX512 {
         o.store(3, acc30, acc31, acc32, acc33)
     }
 
-    /// 4 weight rows × 1 activation row, two blocks per step.
+    static let halvesIndex = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// m of 16 blocks of a row (`d`: their scales), zero points taken with the code bias.
+    @inline(__always) static func additive16(_ o: TileOperands, _ row: WeightRow, _ b: Int, _ d: __m512) -> __m512 {
+        if let m = row.minimums { return _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(m + b).assumingMemoryBound(to: __m256i.self))) }
+        if let z = row.zeroPoints {
+            let z16 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(UnsafeRawPointer(z + b).assumingMemoryBound(to: __m128i.self))))
+            return -((z16 + __m512(repeating: Float(codeBias))) * d)
+        }
+        return d * __m512(repeating: -Float(o.zeroPoint + codeBias))
+    }
+
+    /// 4 weight rows × 1 activation row. Sixteen blocks at a time (their scales d_w·d_a formed
+    /// once and spread per step, their additive terms in an accumulator of their own), two per
+    /// step; then two, then one.
     public static func row(_ o: TileOperands) {
         let w = (o.weightRow(0), o.weightRow(1), o.weightRow(2), o.weightRow(3))
-        let (acts, actScales) = o.actRow(0)
+        let act = o.actRow(0)
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps()
+        var add0 = _mm512_setzero_ps(), add1 = _mm512_setzero_ps(), add2 = _mm512_setzero_ps(), add3 = _mm512_setzero_ps()
         var b = 0
+        while b + 16 <= o.blocks {
+            let da = _mm512_loadu_ps(act.scales + b), s = _mm512_loadu_ps(act.sums + b)
+            @inline(__always) func scales(_ row: WeightRow, _ add: inout __m512) -> __m512 {
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(row.scales + b).assumingMemoryBound(to: __m256i.self)))
+                add = _mm512_fmadd_ps(additive16(o, row, b, d), s, add)
+                return d * da
+            }
+            let dd0 = scales(w.0, &add0), dd1 = scales(w.1, &add1), dd2 = scales(w.2, &add2), dd3 = scales(w.3, &add3)
+            for k in 0..<8 {
+                let at = b + 2 * k
+                let x = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32))
+                let pick = _mm512_add_epi32(halvesIndex, _mm512_set1_epi32(Int32(2 * k)))
+                @inline(__always) func one(_ row: WeightRow, _ dd: __m512, _ acc: inout __m512) {
+                    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), biased(row.codes + at * 32), x)
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pick, dd), acc)
+                }
+                one(w.0, dd0, &acc0); one(w.1, dd1, &acc1); one(w.2, dd2, &acc2); one(w.3, dd3, &acc3)
+            }
+            b += 16
+        }
+        acc0 += add0; acc1 += add1; acc2 += add2; acc3 += add3
         while b + 2 <= o.blocks {
-            let x = _mm512_loadu_si512(UnsafeRawPointer(acts + b * 32))
-            let da = spread2(actScales[b], actScales[b + 1])
-            @inline(__always) func one(_ row: (UnsafeRawPointer, UnsafePointer<Float16>), _ acc: inout __m512) {
-                let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), biased(row.0 + b * 32), x)
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), spread2(Float(row.1[b]), Float(row.1[b + 1])) * da, acc)
+            let x = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32))
+            let da = spread2(act.scales[b], act.scales[b + 1]), s = first2(act.sums[b], act.sums[b + 1])
+            @inline(__always) func one(_ row: WeightRow, _ acc: inout __m512) {
+                let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), biased(row.codes + b * 32), x)
+                let m = spread2(o.additive(row, b, bias: codeBias), o.additive(row, b + 1, bias: codeBias))
+                acc = _mm512_fmadd_ps(m, s, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), spread2(Float(row.scales[b]), Float(row.scales[b + 1])) * da, acc))
             }
             one(w.0, &acc0); one(w.1, &acc1); one(w.2, &acc2); one(w.3, &acc3)
             b += 2
         }
         if b < o.blocks {
-            @inline(__always) func one(_ row: (UnsafeRawPointer, UnsafePointer<Float16>), _ acc: inout __m512) {
-                let part = _mm256_mul_ps(tailDot(row.0 + b * 32, acts + b * 32), _mm256_set1_ps(Float(row.1[b]) * actScales[b]))
-                acc += __m512(lowHalf: part, highHalf: .zero)
-            }
-            one(w.0, &acc0); one(w.1, &acc1); one(w.2, &acc2); one(w.3, &acc3)
+            acc0 += tailDot(o, w.0, act, b); acc1 += tailDot(o, w.1, act, b); acc2 += tailDot(o, w.2, act, b); acc3 += tailDot(o, w.3, act, b)
         }
         o.out[0] = acc0.sum(); o.out[1] = acc1.sum(); o.out[2] = acc2.sum(); o.out[3] = acc3.sum()
     }

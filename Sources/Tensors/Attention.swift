@@ -147,7 +147,18 @@ public func attentionDecode(out: UnsafeMutablePointer<Float>, q: UnsafePointer<F
         for t in 0..<length {
             let key = keys + t * stride + kvh * headDim
             var dot: Float = 0
-            for d in 0..<headDim { dot += qh[d] * key[d] }
+            var d = 0
+            if headDim >= 16 {
+                // Sixteen partial sums: a scalar chain of 64 dependent adds per key was most of the step.
+                var partial = SIMD16<Float>(repeating: 0)
+                while d + 16 <= headDim {
+                    partial.addProduct(UnsafeRawPointer(qh + d).loadUnaligned(as: SIMD16<Float>.self),
+                                       UnsafeRawPointer(key + d).loadUnaligned(as: SIMD16<Float>.self))
+                    d += 16
+                }
+                dot = partial.sum()
+            }
+            while d < headDim { dot += qh[d] * key[d]; d += 1 }
             scores[t] = dot * scale
         }
         softmaxRow(scores, scores, length)

@@ -4,7 +4,7 @@ import Foundation
 /// use it between GEMMs (which OpenBLAS threads itself), so the two never compete.
 @inline(__always)
 public func parallelChunks(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, count / max(1, minimumChunk)))
+    let workers = min(processorCount, max(1, count / max(1, minimumChunk)))
     if workers <= 1 {
         body(0..<count)
         return
@@ -16,3 +16,7 @@ public func parallelChunks(_ count: Int, minimumChunk: Int = 1, _ body: (Range<I
         if start < end { body(start..<end) }
     }
 }
+
+/// The cores this process may use, read once: Foundation reads them from the system on every
+/// call, which cost more than a one-row kernel (a decode step makes hundreds of such calls).
+public let processorCount = ProcessInfo.processInfo.activeProcessorCount

@@ -1,4 +1,5 @@
 import Foundation
+import _Builtin_intrinsics.intel
 
 /// Rows of Float32 activations quantized to 8 bits per block of 32, as llama.cpp quantizes the
 /// input of its integer products (Q8_0):
@@ -28,22 +29,42 @@ public final class QuantizedActivations {
                 for b in 0..<blocks {
                     let x = input + r * columns + b * 32
                     let n = max(0, min(32, columns - b * 32))
-                    var v = SIMD32<Float>(repeating: 0)
+                    let q = codes + (r * blocks + b) * 32
                     if n == 32 {
-                        v = UnsafeRawPointer(x).loadUnaligned(as: SIMD32<Float>.self)
+                        (scales[r * blocks + b], sums[r * blocks + b]) = Self.quantizeBlock(x, into: q)
                     } else {
-                        for j in 0..<n { v[j] = x[j] }
+                        // The last, partial block: padded with zeros.
+                        var padded = [Float](repeating: 0, count: 32)
+                        for j in 0..<n { padded[j] = x[j] }
+                        (scales[r * blocks + b], sums[r * blocks + b]) = padded.withUnsafeBufferPointer { Self.quantizeBlock($0.baseAddress!, into: q) }
                     }
-                    let amax = max(v.max(), -v.min())
-                    let d = amax / 127
-                    let q = amax == 0 ? SIMD32<Float>(repeating: 0) : (v * (127 / amax)).rounded(.toNearestOrEven)
-                    let ints = SIMD32<Int32>(q, rounding: .towardZero)
-                    UnsafeMutableRawPointer(codes + (r * blocks + b) * 32).storeBytes(of: SIMD32<Int8>(truncatingIfNeeded: ints), as: SIMD32<Int8>.self)
-                    scales[r * blocks + b] = d
-                    sums[r * blocks + b] = d * Float(ints.wrappedSum())
                 }
             }
         }
+    }
+
+    /// One block of 32: codes into `q`; returns (d, S). vcvtps2dq rounds half to even.
+    @inline(__always) static func quantizeBlock(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<Int8>) -> (Float, Float) {
+        let raw = UnsafeRawPointer(x)
+        let v0 = raw.loadUnaligned(as: SIMD8<Float>.self), v1 = raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+        let v2 = raw.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self), v3 = raw.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+        let sign = _mm256_set1_ps(-0.0)
+        @inline(__always) func magnitude(_ v: __m256) -> __m256 { _mm256_andnot_ps(sign, v) }
+        let amax = _mm256_max_ps(_mm256_max_ps(magnitude(v0), magnitude(v1)), _mm256_max_ps(magnitude(v2), magnitude(v3))).max()
+        guard amax > 0 else {
+            UnsafeMutableRawPointer(q).storeBytes(of: SIMD32<Int8>(repeating: 0), as: SIMD32<Int8>.self)
+            return (0, 0)
+        }
+        let inverse = _mm256_set1_ps(127 / amax)
+        let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, inverse)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, inverse))
+        let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, inverse)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, inverse))
+        let total = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3))
+        // Pack 32 → 16 → 8 bits; the packs interleave 128-bit lanes, which the permute undoes.
+        let packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+        let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
+        let d = amax / 127
+        return (d, d * Float(unsafeBitCast(total, to: SIMD8<Int32>.self).wrappedSum()))
     }
 
     deinit {

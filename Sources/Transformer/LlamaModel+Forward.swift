@@ -35,6 +35,18 @@ public final class ForwardWorkspace {
     }
 }
 
+/// One decode step's activation buffers.
+final class DecodeScratch {
+    let x, xn, q, attention, gate, up, hidden, scores, logits: Tensor
+    init(config c: LlamaConfiguration, capacity: Int) {
+        x = Tensor(zeros: [1, c.dim]); xn = Tensor(zeros: [1, c.dim])
+        q = Tensor(zeros: [1, c.dim]); attention = Tensor(zeros: [1, c.dim])
+        gate = Tensor(zeros: [1, c.ffnDim]); up = Tensor(zeros: [1, c.ffnDim]); hidden = Tensor(zeros: [1, c.ffnDim])
+        scores = Tensor(zeros: [capacity])
+        logits = Tensor(zeros: [c.vocabSize])
+    }
+}
+
 /// Keys and values of past positions, per layer, for generating one token at a time.
 public final class KVCache {
     public let capacity: Int
@@ -47,6 +59,9 @@ public final class KVCache {
         keys = (0..<config.layers).map { _ in Tensor(zeros: [capacity, config.kvDim]) }
         values = (0..<config.layers).map { _ in Tensor(zeros: [capacity, config.kvDim]) }
     }
+
+    /// The decode step's activations, kept between steps (allocated by the first).
+    var scratch: DecodeScratch?
 
     public func reset() { length = 0 }
     func advance(by n: Int) { length += n }
@@ -290,15 +305,15 @@ extension LlamaModel {
         return logits
     }
 
-    /// Logits for one more token at position `cache.length`, attending over the cache.
+    /// Logits (vocab) for one more token at position `cache.length`, attending over the cache.
+    /// The tensor belongs to the cache and is overwritten by its next step: read it before.
     public func decode(token: Int32, cache: KVCache) -> Tensor {
         let c = config
         precondition(cache.length < cache.capacity && cache.length < c.contextLength, "the cache is full")
         let position = [Int32(cache.length)]
-        let x = Tensor(zeros: [1, c.dim]), xn = Tensor(zeros: [1, c.dim])
-        let q = Tensor(zeros: [1, c.dim]), attention = Tensor(zeros: [1, c.dim])
-        let gate = Tensor(zeros: [1, c.ffnDim]), up = Tensor(zeros: [1, c.ffnDim]), hidden = Tensor(zeros: [1, c.ffnDim])
-        let scores = Tensor(zeros: [cache.length + 1])
+        let s = cache.scratch ?? DecodeScratch(config: c, capacity: cache.capacity)
+        cache.scratch = s
+        let (x, xn, q, attention, gate, up, hidden, scores) = (s.x, s.xn, s.q, s.attention, s.gate, s.up, s.hidden, s.scores)
         [token].withUnsafeBufferPointer {
             embed($0.baseAddress!, rows: 1, into: x.data)
         }
@@ -323,6 +338,8 @@ extension LlamaModel {
             }
         }
         cache.advance(by: 1)
-        return head(x, rows: 1, batch: 1, seq: 1, scope: .all, scratch: xn).reshaped([c.vocabSize])
+        rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
+        outputLogits(out: s.logits.data, input: xn.data, rows: 1)
+        return s.logits
     }
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Compression
 import Evaluation
 import Foundation
+import QuantizedKernelsAVX512
+import Tensors
 import Transformer
 
 /// Engine speeds as JSON, for benchmarks/engine_throughput.py to set beside PyTorch and llama.cpp.
@@ -21,15 +23,28 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs (median reported).")
     var runs = 3
 
+    @Flag(help: "Keep the file's Q8_0/Q4_0/Q4_1 blocks (the quantized kernels) instead of dequantizing to Float32.")
+    var keep = false
+
+    @Flag(help: "Also profile one generated token (where its time goes) and measure the streaming memory bandwidth.")
+    var profile = false
+
     @Flag(help: "Measure LoRA training steps instead (rank 8 on all seven projections, AdamW, batch 4 × 128).")
     var train = false
 
     @Option(help: "Training steps to time (after one warm-up step).")
     var steps = 5
 
+    @Flag(help: "Time the quantized matrix-vector product alone on the model's matrices (GB/s of weights read).")
+    var products = false
+
     func run() throws {
+        if products {
+            try printProducts()
+            return
+        }
         let loadStart = Date()
-        let llama = try LlamaModel.load(path: model)
+        let llama = try LlamaModel.load(path: model, keep: keep)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         if train {
             let seconds = Training.stepSeconds(model: llama, steps: steps)
@@ -38,6 +53,10 @@ struct Bench: ParsableCommand {
                                          "max_resident_mb": maxResidentMegabytes(), "load_seconds": loadSeconds]
             let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        if profile {
+            try printProfile(llama, loadSeconds: loadSeconds)
             return
         }
         let gemm = Throughput.gemmGFLOPS(config: llama.config, rows: prefill, runs: runs)
@@ -54,6 +73,9 @@ struct Bench: ParsableCommand {
             "prefill_tokens_per_second_last_logits": prefillLast,
             "generation_tokens_per_second": generation,
             "max_resident_mb": maxResidentMegabytes(),
+            "weights_mb": Double(llama.weightBytes) / 1e6,
+            "packed": llama.isPacked,
+            "kernel_path": KernelPath.current.rawValue,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
@@ -68,4 +90,74 @@ func maxResidentMegabytes() -> Double {
         return kb / 1024
     }
     return 0
+}
+
+extension Bench {
+    /// One generated token's time by part, at the middle of a `generate`-token run after a
+    /// 5-token prompt, beside what memory bandwidth allows.
+    func printProfile(_ llama: LlamaModel, loadSeconds: Double) throws {
+        let prompt = llama.tokenizer.encode("The capital of France is")
+        let cache = KVCache(config: llama.config, capacity: prompt.count + 2 * generate + 8)
+        _ = llama.forward(tokens: prompt, batch: 1, seq: prompt.count, logits: .last, cache: cache)
+        var rng = SeededGenerator(seed: 3)
+        let tokens = (0..<generate).map { _ in Int32(rng.next() % UInt64(llama.config.vocabSize)) }
+        _ = llama.profileDecode(tokens: Array(tokens.prefix(8)), cache: cache)   // warm-up
+        var profiles = [TokenProfile]()
+        for _ in 0..<max(1, runs) {
+            let fresh = KVCache(config: llama.config, capacity: cache.capacity)
+            _ = llama.forward(tokens: prompt, batch: 1, seq: prompt.count, logits: .last, cache: fresh)
+            profiles.append(llama.profileDecode(tokens: tokens, cache: fresh))
+        }
+        let profile = profiles.sorted { $0.total < $1.total }[profiles.count / 2]
+        let bandwidth = Throughput.streamingReadBytesPerSecond()
+        let position = prompt.count + generate / 2
+        let bytes = llama.bytesReadPerToken(position: position)
+        let result: [String: Any] = [
+            "load_seconds": loadSeconds,
+            "kernel_path": KernelPath.current.rawValue,
+            "cpu_flags": KernelPath.cpuFlags.filter { $0.hasPrefix("avx") || $0 == "fma" || $0 == "f16c" }.sorted(),
+            "profile_seconds_per_token": Dictionary(uniqueKeysWithValues: profile.parts.map { ($0.name, $0.seconds) }),
+            "profile_order": profile.parts.map(\.name),
+            "profile_total_seconds_per_token": profile.total,
+            "bytes_read_per_token": bytes,
+            "stream_bandwidth_bytes_per_second": bandwidth,
+            "bandwidth_bound_seconds_per_token": Double(bytes) / bandwidth,
+            "max_resident_mb": maxResidentMegabytes(),
+        ]
+        let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+extension Bench {
+    /// The matrix-vector product of every packed projection of the model, one after the other
+    /// (as a decode step reads them) and one matrix over and over (from cache), as GB/s.
+    func printProducts() throws {
+        let llama = try LlamaModel.load(path: model, keep: true)
+        let matrices = llama.layers.flatMap { layer in Projection.allCases.compactMap { layer.packed[$0] } }
+        guard !matrices.isEmpty else { throw ValidationError("no packed matrices in \(model)") }
+        let x = Tensor(zeros: [1, 2048]), y = Tensor(zeros: [1, 2048])
+        for i in 0..<2048 { x[i] = Float(i % 7) - 3 }
+        let bytes = Double(matrices.reduce(0) { $0 + $1.byteCount })
+        let sweep = Throughput.median(runs: max(5, runs)) {
+            for m in matrices { quantizedLinear(out: y.data, input: x.data, weight: m, rows: 1, inFeatures: m.columns, outFeatures: m.rows) }
+        }
+        let one = matrices.first { $0.rows > $0.columns } ?? matrices[0]
+        let repeated = Throughput.median(runs: max(5, runs)) {
+            for _ in 0..<100 { quantizedLinear(out: y.data, input: x.data, weight: one, rows: 1, inFeatures: one.columns, outFeatures: one.rows) }
+        }
+        // The kernel alone: the first 4 rows of `one`, against one activation row, many times.
+        let acts = QuantizedActivations(x.data, rows: 1, columns: one.columns)
+        let sums = Tensor(zeros: [16])
+        var minimums: UnsafePointer<Float16>? = nil
+        if case .minimums(let m) = one.offset { minimums = UnsafePointer(m) }
+        let o = TileOperands(codes: one.codes, codeStride: one.codeBytesPerRow, scales: one.scales, scaleStride: one.blocksPerRow, weightRows: 4,
+                             acts: acts.codes, actStride: acts.blocks * 32, actScales: acts.scales, actScaleStride: acts.blocks, actRows: 1,
+                             actSums: acts.sums, minimums: minimums, zeroPoints: nil, zeroPoint: 8, blocks: one.blocksPerRow, out: sums.data)
+        let kernelSeconds = Throughput.median(runs: 5) { for _ in 0..<100_000 { Int4BlockKernelsAVX512.row(o) } }
+        print(String(format: "kernel alone: %.1f ns per call of 4 rows × %d blocks", kernelSeconds * 1e4, one.blocksPerRow))
+        print(String(format: "path %@: sweep of %d matrices (%.1f MB): %.2f ms, %.1f GB/s; one %d×%d matrix 100×: %.1f µs each, %.1f GB/s",
+                     KernelPath.current.rawValue, matrices.count, bytes / 1e6, sweep * 1e3, bytes / sweep / 1e9, one.rows, one.columns,
+                     repeated * 1e4, Double(one.byteCount) * 100 / repeated / 1e9))
+    }
 }
