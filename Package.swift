@@ -48,7 +48,7 @@ let package = Package(
 
         // Presentation and the command language.
         .target(name: "Display"),
-        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation", "Compression", "Search", "Transformer"]),
+        .target(name: "Commands", dependencies: ["Display", "Workbench", "Evaluation", "Compression", "Search", "Transformer", "Tensors"]),
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [

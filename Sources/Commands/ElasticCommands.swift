@@ -1,6 +1,7 @@
 import Compression
 import Display
 import Foundation
+import Tensors
 import Search
 import Transformer
 import Workbench
@@ -69,7 +70,8 @@ extension CommandTable {
                     + "measured on one sequence of `tokens` tokens, in `rounds` rounds that time one forward of this subnet and one of "
                     + "the largest in turn. Other work on the machine only ever slows a run, so the speedup compares the best "
                     + "runs; the range and median of the rounds' own speedups say how noisy the machine was. Ratios compare "
-                    + "with the largest subnet.",
+                    + "with the largest subnet. On a model with packed weights (`model load` keeps Q8_0/Q4_0/Q4_1 blocks, "
+                    + "`quantize` packs its grids) latency is measured on the quantized kernels, and the row names them.",
                 arguments: [
                     .positional("which", .words, required: false, help: "as for `subnet` (default: the active subnet)"),
                     .option("rank", .integer(1...100_000), help: "every rank group at the nearest choice"),
@@ -118,7 +120,9 @@ extension CommandTable {
                 let rounds = arguments.integer("rounds")!
                 let paired = try session.pairedLatency(genome, against: space.maximal, tokens: tokens, rounds: rounds)
                 let spread = paired.roundSpeedups
-                rows.append(["forward latency (\(tokens) tokens, best of \(rounds))", String(format: "%.2f ms", paired.subnetSeconds * 1000),
+                let model = try session.requireModel()
+                let path = model.isPacked ? ", packed weights on \(KernelPath.current.rawValue)" : ", Float32 weights"
+                rows.append(["forward latency (\(tokens) tokens, best of \(rounds)\(path))", String(format: "%.2f ms", paired.subnetSeconds * 1000),
                              String(format: "%.2f× (speedup %.2f×; rounds %.2f–%.2f×, median %.2f×)", 1 / paired.speedup, paired.speedup,
                                     spread.first!, spread.last!, paired.medianRoundSpeedup), "measured"])
             }

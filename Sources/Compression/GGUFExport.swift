@@ -176,7 +176,17 @@ public enum GGUFExport {
             parameters += t.count
         }
         let twoD = type.ggml ?? .f32
-        try add("token_embd.weight", model.float32Embedding, twoD)
+        /// `keep` writes a matrix loaded from Q4_0, Q4_1 or Q8_0 (and kept packed) as its blocks were.
+        func addKept(_ tensorName: String, _ packed: BlockQuantizedMatrix?, rows: Int) -> Bool {
+            guard type == .keep, let packed, let (id, bytes) = packed.ggmlBlocks(rows: rows), let blockType = GGMLType(rawValue: UInt32(id)) else { return false }
+            writer.add(tensorName, shape: [rows, packed.columns], type: blockType, bytes: bytes)
+            types[blockType.description, default: 0] += 1
+            parameters += rows * packed.columns
+            return true
+        }
+        if !addKept("token_embd.weight", model.packedEmbedding, rows: c.vocabSize) {
+            try add("token_embd.weight", model.float32Embedding, twoD)
+        }
         for (l, layer) in model.layers.enumerated() {
             try add("blk.\(l).attn_norm.weight", layer.attentionNorm, .f32)
             try add("blk.\(l).ffn_norm.weight", layer.ffnNorm, .f32)
@@ -186,6 +196,8 @@ public enum GGUFExport {
                 if adapter.map({ !$0.isMerged }) ?? false { folded += 1 }
                 let w = effectiveWeight(layer.float32Weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
                 let tensorName = "blk.\(l).\(p.ggufName).weight"
+                // Blocks as loaded: no adapter folded in, and the inputs whole (a narrower MLP cuts rows only).
+                if adapter == nil, let packed = layer.packed[p], i == packed.columns, addKept(tensorName, packed, rows: o) { continue }
                 guard type == .keep else {
                     try add(tensorName, w, twoD)
                     continue
@@ -202,7 +214,9 @@ public enum GGUFExport {
             }
         }
         try add("output_norm.weight", model.finalNorm, .f32)
-        if let output = model.float32Output { try add("output.weight", output, twoD) }
+        if model.hasOutput, !addKept("output.weight", model.packedOutput, rows: c.vocabSize), let output = model.float32Output {
+            try add("output.weight", output, twoD)
+        }
         try writer.write(to: path)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
         return Report(path: path, architecture: architecture, bytes: bytes, ffnWidths: widths, types: types, adaptersFolded: folded,

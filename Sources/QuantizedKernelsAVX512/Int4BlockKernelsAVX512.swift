@@ -39,14 +39,38 @@ public enum Int4BlockKernelsAVX512 {
         return d * __m512(repeating: -Float(o.zeroPoint))
     }
 
-    /// One block the 256-bit way (the last blocks when fewer than four remain), with its additive term.
-    @inline(__always) static func tailDot(_ o: TileOperands, _ row: WeightRow, _ act: ActRow, _ b: Int) -> __m512 {
-        let packed = _mm_loadu_si128((row.codes + b * 16).assumingMemoryBound(to: __m128i.self))
-        let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F))
-        let a = _mm256_loadu_si256(UnsafeRawPointer(act.codes + b * 32).assumingMemoryBound(to: __m256i.self))
-        var part = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1))) * __m256(repeating: Float(row.scales[b]) * act.scales[b])
-        part[0] += o.additive(row, b) * act.sums[b]
-        return __m512(lowHalf: part, highHalf: .zero)
+    /// The last 1–3 blocks of a row as one four-block step, with masked loads: the missing
+    /// blocks read as zeros (codes, scales, activations), so they add nothing.
+    @inline(__always) static func partialWeights(_ o: TileOperands, _ row: WeightRow, _ b: Int, _ count: Int) -> (__m512i, __m512i, __m512, __m512) {
+        let nibble = _mm512_set1_epi8(0x0F)
+        let packed = _mm512_maskz_loadu_epi8(UInt64(1) << (16 * count) - 1, row.codes + b * 16)
+        let d = spread4(_mm_cvtph_ps(_mm_maskz_loadu_epi16(UInt8(1 << count - 1), row.scales + b)))
+        let m: __m512
+        if let mins = row.minimums {
+            m = spread4(_mm_cvtph_ps(_mm_maskz_loadu_epi16(UInt8(1 << count - 1), mins + b)))
+        } else if let z = row.zeroPoints {
+            m = -(spread4(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_maskz_loadu_epi8(UInt16(1 << count - 1), z + b)))) * d)
+        } else {
+            m = d * __m512(repeating: -Float(o.zeroPoint))
+        }
+        return (_mm512_and_si512(packed, nibble), _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble), d, m)
+    }
+
+    /// The activations of the last 1–3 blocks, rearranged as for a full step (zeros after).
+    @inline(__always) static func partialActs(_ act: ActRow, _ b: Int, _ count: Int) -> (__m512i, __m512i, __m512, __m512) {
+        let pickLow = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), pickHigh = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2)
+        let bytes = 32 * count
+        let x0 = _mm512_maskz_loadu_epi8(bytes >= 64 ? ~UInt64(0) : UInt64(1) << bytes - 1, UnsafeRawPointer(act.codes + b * 32))
+        let x1 = bytes > 64 ? _mm512_maskz_loadu_epi8(UInt64(1) << (bytes - 64) - 1, UnsafeRawPointer(act.codes + b * 32 + 64)) : _mm512_setzero_si512()
+        let mask = UInt8(1 << count - 1)
+        return (_mm512_permutex2var_epi64(x0, pickLow, x1), _mm512_permutex2var_epi64(x0, pickHigh, x1),
+                spread4(_mm_maskz_loadu_ps(mask, act.scales + b)), first4(_mm_maskz_loadu_ps(mask, act.sums + b)))
+    }
+
+    /// One four-block step of one weight row against one activation row, into `acc`.
+    @inline(__always) static func accumulate(_ w: (__m512i, __m512i, __m512, __m512), _ a: (__m512i, __m512i, __m512, __m512), _ acc: inout __m512) {
+        let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w.0, a.0), w.1, a.1)
+        acc = _mm512_fmadd_ps(w.3, a.3, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), w.2 * a.2, acc))
     }
 
     /// 4 weight rows × up to 4 activation rows (`o.actRows`), four blocks per step; the 16
@@ -60,6 +84,47 @@ public enum Int4BlockKernelsAVX512 {
         var acc00 = z, acc01 = z, acc02 = z, acc03 = z, acc10 = z, acc11 = z, acc12 = z, acc13 = z
         var acc20 = z, acc21 = z, acc22 = z, acc23 = z, acc30 = z, acc31 = z, acc32 = z, acc33 = z
         var b = 0
+        // Sixteen blocks at a time: each row's 16 scales (and each activation row's) are read
+        // once and spread per step; the additive terms m ⊙ S go lane-wise into the accumulators
+        // (only their sum is read).
+        while b + 16 <= o.blocks {
+            @inline(__always) func scales(_ row: WeightRow) -> (__m512, __m512) {
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(row.scales + b).assumingMemoryBound(to: __m256i.self)))
+                return (d, additive16(o, row, b, d))
+            }
+            let d0 = scales(w.0), d1 = scales(w.1), d2 = scales(w.2), d3 = scales(w.3)
+            @inline(__always) func actScales(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) -> __m512 {
+                let s = _mm512_loadu_ps(act.sums + b)
+                c0 = _mm512_fmadd_ps(d0.1, s, c0); c1 = _mm512_fmadd_ps(d1.1, s, c1)
+                c2 = _mm512_fmadd_ps(d2.1, s, c2); c3 = _mm512_fmadd_ps(d3.1, s, c3)
+                return _mm512_loadu_ps(act.scales + b)
+            }
+            let da0 = actScales(a.0, &acc00, &acc10, &acc20, &acc30), da1 = actScales(a.1, &acc01, &acc11, &acc21, &acc31)
+            let da2 = actScales(a.2, &acc02, &acc12, &acc22, &acc32), da3 = actScales(a.3, &acc03, &acc13, &acc23, &acc33)
+            for k in 0..<4 {
+                let at = b + 4 * k
+                @inline(__always) func weights(_ row: WeightRow, _ d: __m512) -> (__m512i, __m512i, __m512) {
+                    let packed = _mm512_loadu_si512(row.codes + at * 16)
+                    return (_mm512_and_si512(packed, nibble), _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble), spreadQuarter(d, Int32(k)))
+                }
+                let w0 = weights(w.0, d0.0), w1 = weights(w.1, d1.0), w2 = weights(w.2, d2.0), w3 = weights(w.3, d3.0)
+                @inline(__always) func step(_ act: ActRow, _ da16: __m512, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
+                    let x0 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32 + 64))
+                    let low = _mm512_permutex2var_epi64(x0, pickLow, x1), high = _mm512_permutex2var_epi64(x0, pickHigh, x1)
+                    let da = spreadQuarter(da16, Int32(k))
+                    @inline(__always) func one(_ wk: (__m512i, __m512i, __m512), _ acc: inout __m512) {
+                        let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wk.0, low), wk.1, high)
+                        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), wk.2 * da, acc)
+                    }
+                    one(w0, &c0); one(w1, &c1); one(w2, &c2); one(w3, &c3)
+                }
+                step(a.0, da0, &acc00, &acc10, &acc20, &acc30)
+                step(a.1, da1, &acc01, &acc11, &acc21, &acc31)
+                step(a.2, da2, &acc02, &acc12, &acc22, &acc32)
+                step(a.3, da3, &acc03, &acc13, &acc23, &acc33)
+            }
+            b += 16
+        }
         while b + 4 <= o.blocks {
             @inline(__always) func weights(_ row: WeightRow) -> (__m512i, __m512i, __m512, __m512) {
                 let packed = _mm512_loadu_si512(row.codes + b * 16)
@@ -83,15 +148,18 @@ public enum Int4BlockKernelsAVX512 {
             step(a.3, &acc03, &acc13, &acc23, &acc33)
             b += 4
         }
-        while b < o.blocks {
+        if b < o.blocks {
+            let count = o.blocks - b
+            let w0 = partialWeights(o, w.0, b, count), w1 = partialWeights(o, w.1, b, count)
+            let w2 = partialWeights(o, w.2, b, count), w3 = partialWeights(o, w.3, b, count)
             @inline(__always) func step(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
-                c0 += tailDot(o, w.0, act, b); c1 += tailDot(o, w.1, act, b); c2 += tailDot(o, w.2, act, b); c3 += tailDot(o, w.3, act, b)
+                let x = partialActs(act, b, count)
+                accumulate(w0, x, &c0); accumulate(w1, x, &c1); accumulate(w2, x, &c2); accumulate(w3, x, &c3)
             }
             step(a.0, &acc00, &acc10, &acc20, &acc30)
             step(a.1, &acc01, &acc11, &acc21, &acc31)
             step(a.2, &acc02, &acc12, &acc22, &acc32)
             step(a.3, &acc03, &acc13, &acc23, &acc33)
-            b += 1
         }
         o.store(0, acc00, acc01, acc02, acc03)
         o.store(1, acc10, acc11, acc12, acc13)
@@ -163,9 +231,11 @@ public enum Int4BlockKernelsAVX512 {
             one(w.0, &acc0); one(w.1, &acc1); one(w.2, &acc2); one(w.3, &acc3)
             b += 4
         }
-        while b < o.blocks {
-            acc0 += tailDot(o, w.0, act, b); acc1 += tailDot(o, w.1, act, b); acc2 += tailDot(o, w.2, act, b); acc3 += tailDot(o, w.3, act, b)
-            b += 1
+        if b < o.blocks {
+            let count = o.blocks - b
+            let x = partialActs(act, b, count)
+            accumulate(partialWeights(o, w.0, b, count), x, &acc0); accumulate(partialWeights(o, w.1, b, count), x, &acc1)
+            accumulate(partialWeights(o, w.2, b, count), x, &acc2); accumulate(partialWeights(o, w.3, b, count), x, &acc3)
         }
         o.out[0] = acc0.sum(); o.out[1] = acc1.sum(); o.out[2] = acc2.sum(); o.out[3] = acc3.sum()
     }

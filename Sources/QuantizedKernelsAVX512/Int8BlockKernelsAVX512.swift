@@ -27,14 +27,10 @@ public enum Int8BlockKernelsAVX512 {
         _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi8(-128))
     }
 
-    /// One block the 256-bit way (the last one when the count is odd), with its additive term.
-    @inline(__always) static func tailDot(_ o: TileOperands, _ row: WeightRow, _ act: ActRow, _ b: Int) -> __m512 {
-        let c = _mm256_loadu_si256((row.codes + b * 32).assumingMemoryBound(to: __m256i.self))
-        let a = _mm256_loadu_si256(UnsafeRawPointer(act.codes + b * 32).assumingMemoryBound(to: __m256i.self))
-        let exact = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(a, c)), _mm256_set1_epi16(1))
-        var part = _mm256_cvtepi32_ps(exact) * __m256(repeating: Float(row.scales[b]) * act.scales[b])
-        part[0] += o.additive(row, b) * act.sums[b]
-        return __m512(lowHalf: part, highHalf: .zero)
+    /// One block's codes, biased, in the lower half (the upper half reads nothing: zeros, biased
+    /// to 128, meet zero activations).
+    @inline(__always) static func lastBiased(_ p: UnsafeRawPointer) -> __m512i {
+        _mm512_xor_si512(_mm512_maskz_loadu_epi8(UInt64(1) << 32 - 1, p), _mm512_set1_epi8(-128))
     }
 
     /// 4 weight rows × up to 4 activation rows, two blocks per step.
@@ -45,6 +41,42 @@ public enum Int8BlockKernelsAVX512 {
         var acc00 = z, acc01 = z, acc02 = z, acc03 = z, acc10 = z, acc11 = z, acc12 = z, acc13 = z
         var acc20 = z, acc21 = z, acc22 = z, acc23 = z, acc30 = z, acc31 = z, acc32 = z, acc33 = z
         var b = 0
+        // Sixteen blocks at a time, as the Int4 tile: scales read once and spread per step, the
+        // additive terms lane-wise into the accumulators.
+        while b + 16 <= o.blocks {
+            @inline(__always) func scales(_ row: WeightRow) -> (__m512, __m512) {
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(row.scales + b).assumingMemoryBound(to: __m256i.self)))
+                return (d, additive16(o, row, b, d))
+            }
+            let d0 = scales(w.0), d1 = scales(w.1), d2 = scales(w.2), d3 = scales(w.3)
+            @inline(__always) func actScales(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) -> __m512 {
+                let s = _mm512_loadu_ps(act.sums + b)
+                c0 = _mm512_fmadd_ps(d0.1, s, c0); c1 = _mm512_fmadd_ps(d1.1, s, c1)
+                c2 = _mm512_fmadd_ps(d2.1, s, c2); c3 = _mm512_fmadd_ps(d3.1, s, c3)
+                return _mm512_loadu_ps(act.scales + b)
+            }
+            let da0 = actScales(a.0, &acc00, &acc10, &acc20, &acc30), da1 = actScales(a.1, &acc01, &acc11, &acc21, &acc31)
+            let da2 = actScales(a.2, &acc02, &acc12, &acc22, &acc32), da3 = actScales(a.3, &acc03, &acc13, &acc23, &acc33)
+            for k in 0..<8 {
+                let at = b + 2 * k
+                let pick = _mm512_add_epi32(halvesIndex, _mm512_set1_epi32(Int32(2 * k)))
+                let w0 = (biased(w.0.codes + at * 32), _mm512_permutexvar_ps(pick, d0.0)), w1 = (biased(w.1.codes + at * 32), _mm512_permutexvar_ps(pick, d1.0))
+                let w2 = (biased(w.2.codes + at * 32), _mm512_permutexvar_ps(pick, d2.0)), w3 = (biased(w.3.codes + at * 32), _mm512_permutexvar_ps(pick, d3.0))
+                @inline(__always) func step(_ act: ActRow, _ da16: __m512, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
+                    let x = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32))
+                    let da = _mm512_permutexvar_ps(pick, da16)
+                    @inline(__always) func one(_ wk: (__m512i, __m512), _ acc: inout __m512) {
+                        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wk.0, x)), wk.1 * da, acc)
+                    }
+                    one(w0, &c0); one(w1, &c1); one(w2, &c2); one(w3, &c3)
+                }
+                step(a.0, da0, &acc00, &acc10, &acc20, &acc30)
+                step(a.1, da1, &acc01, &acc11, &acc21, &acc31)
+                step(a.2, da2, &acc02, &acc12, &acc22, &acc32)
+                step(a.3, da3, &acc03, &acc13, &acc23, &acc33)
+            }
+            b += 16
+        }
         while b + 2 <= o.blocks {
             @inline(__always) func weights(_ row: WeightRow) -> (__m512i, __m512, __m512) {
                 (biased(row.codes + b * 32), spread2(Float(row.scales[b]), Float(row.scales[b + 1])),
@@ -67,8 +99,19 @@ public enum Int8BlockKernelsAVX512 {
             b += 2
         }
         if b < o.blocks {
+            // The last block alone: the upper half of the step masked to zeros.
+            @inline(__always) func weights(_ row: WeightRow) -> (__m512i, __m512, __m512) {
+                (lastBiased(row.codes + b * 32), spread2(Float(row.scales[b]), 0), spread2(o.additive(row, b, bias: codeBias), 0))
+            }
+            let w0 = weights(w.0), w1 = weights(w.1), w2 = weights(w.2), w3 = weights(w.3)
             @inline(__always) func step(_ act: ActRow, _ c0: inout __m512, _ c1: inout __m512, _ c2: inout __m512, _ c3: inout __m512) {
-                c0 += tailDot(o, w.0, act, b); c1 += tailDot(o, w.1, act, b); c2 += tailDot(o, w.2, act, b); c3 += tailDot(o, w.3, act, b)
+                let x = _mm512_maskz_loadu_epi8(UInt64(1) << 32 - 1, UnsafeRawPointer(act.codes + b * 32))
+                let da = spread2(act.scales[b], 0), s = first2(act.sums[b], 0)
+                @inline(__always) func one(_ wk: (__m512i, __m512, __m512), _ acc: inout __m512) {
+                    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wk.0, x)
+                    acc = _mm512_fmadd_ps(wk.2, s, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), wk.1 * da, acc))
+                }
+                one(w0, &c0); one(w1, &c1); one(w2, &c2); one(w3, &c3)
             }
             step(a.0, &acc00, &acc10, &acc20, &acc30)
             step(a.1, &acc01, &acc11, &acc21, &acc31)
@@ -135,7 +178,15 @@ public enum Int8BlockKernelsAVX512 {
             b += 2
         }
         if b < o.blocks {
-            acc0 += tailDot(o, w.0, act, b); acc1 += tailDot(o, w.1, act, b); acc2 += tailDot(o, w.2, act, b); acc3 += tailDot(o, w.3, act, b)
+            // The last block alone: the upper half of the step masked to zeros.
+            let x = _mm512_maskz_loadu_epi8(UInt64(1) << 32 - 1, UnsafeRawPointer(act.codes + b * 32))
+            let da = spread2(act.scales[b], 0), s = first2(act.sums[b], 0)
+            @inline(__always) func one(_ row: WeightRow, _ acc: inout __m512) {
+                let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lastBiased(row.codes + b * 32), x)
+                acc = _mm512_fmadd_ps(spread2(o.additive(row, b, bias: codeBias), 0), s,
+                                      _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), spread2(Float(row.scales[b]), 0) * da, acc))
+            }
+            one(w.0, &acc0); one(w.1, &acc1); one(w.2, &acc2); one(w.3, &acc3)
         }
         o.out[0] = acc0.sum(); o.out[1] = acc1.sum(); o.out[2] = acc2.sum(); o.out[3] = acc3.sum()
     }

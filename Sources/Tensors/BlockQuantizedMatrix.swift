@@ -208,3 +208,29 @@ extension BlockQuantizedMatrix {
         }
     }
 }
+
+extension BlockQuantizedMatrix {
+    /// The GGUF blocks of a matrix loaded from Q4_0, Q4_1 or Q8_0, byte for byte as they were in
+    /// the file (type id and bytes), for its first `rows` rows; nil for a `quantize` grid.
+    public func ggmlBlocks(rows count: Int? = nil) -> (type: Int, bytes: [UInt8])? {
+        let blocks = (count ?? rows) * blocksPerRow
+        func half(_ h: Float16) -> [UInt8] { [UInt8(h.bitPattern & 0xFF), UInt8(h.bitPattern >> 8)] }
+        var out = [UInt8]()
+        switch (format, offset) {
+        case (.q4_0, _):
+            out.reserveCapacity(blocks * 18)
+            for b in 0..<blocks { out += half(scales[b]); out += UnsafeRawBufferPointer(start: codes + b * 16, count: 16) }
+            return (2, out)
+        case (.q4_1, .minimums(let m)):
+            out.reserveCapacity(blocks * 20)
+            for b in 0..<blocks { out += half(scales[b]); out += half(m[b]); out += UnsafeRawBufferPointer(start: codes + b * 16, count: 16) }
+            return (3, out)
+        case (.q8_0, _):
+            out.reserveCapacity(blocks * 34)
+            for b in 0..<blocks { out += half(scales[b]); out += UnsafeRawBufferPointer(start: codes + b * 32, count: 32) }
+            return (8, out)
+        default:
+            return nil
+        }
+    }
+}
