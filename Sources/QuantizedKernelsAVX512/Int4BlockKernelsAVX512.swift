@@ -161,10 +161,10 @@ public enum Int4BlockKernelsAVX512 {
             step(a.2, &acc02, &acc12, &acc22, &acc32)
             step(a.3, &acc03, &acc13, &acc23, &acc33)
         }
-        o.store(0, acc00, acc01, acc02, acc03)
-        o.store(1, acc10, acc11, acc12, acc13)
-        o.store(2, acc20, acc21, acc22, acc23)
-        o.store(3, acc30, acc31, acc32, acc33)
+        o.storeRow(0, acc00, acc01, acc02, acc03)
+        o.storeRow(1, acc10, acc11, acc12, acc13)
+        o.storeRow(2, acc20, acc21, acc22, acc23)
+        o.storeRow(3, acc30, acc31, acc32, acc33)
     }
 
     /// Lanes 4k…4k+3 of a 16-block vector, each spread over one 128-bit lane.
@@ -237,6 +237,6 @@ public enum Int4BlockKernelsAVX512 {
             accumulate(partialWeights(o, w.0, b, count), x, &acc0); accumulate(partialWeights(o, w.1, b, count), x, &acc1)
             accumulate(partialWeights(o, w.2, b, count), x, &acc2); accumulate(partialWeights(o, w.3, b, count), x, &acc3)
         }
-        o.out[0] = acc0.sum(); o.out[1] = acc1.sum(); o.out[2] = acc2.sum(); o.out[3] = acc3.sum()
+        storeSums(acc0, acc1, acc2, acc3, to: o.out)
     }
 }

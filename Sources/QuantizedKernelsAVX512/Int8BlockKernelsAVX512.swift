@@ -118,10 +118,10 @@ public enum Int8BlockKernelsAVX512 {
             step(a.2, &acc02, &acc12, &acc22, &acc32)
             step(a.3, &acc03, &acc13, &acc23, &acc33)
         }
-        o.store(0, acc00, acc01, acc02, acc03)
-        o.store(1, acc10, acc11, acc12, acc13)
-        o.store(2, acc20, acc21, acc22, acc23)
-        o.store(3, acc30, acc31, acc32, acc33)
+        o.storeRow(0, acc00, acc01, acc02, acc03)
+        o.storeRow(1, acc10, acc11, acc12, acc13)
+        o.storeRow(2, acc20, acc21, acc22, acc23)
+        o.storeRow(3, acc30, acc31, acc32, acc33)
     }
 
     static let halvesIndex = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -188,6 +188,6 @@ public enum Int8BlockKernelsAVX512 {
             }
             one(w.0, &acc0); one(w.1, &acc1); one(w.2, &acc2); one(w.3, &acc3)
         }
-        o.out[0] = acc0.sum(); o.out[1] = acc1.sum(); o.out[2] = acc2.sum(); o.out[3] = acc3.sum()
+        storeSums(acc0, acc1, acc2, acc3, to: o.out)
     }
 }

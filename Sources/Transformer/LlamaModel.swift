@@ -63,6 +63,18 @@ public final class LlamaLayer: @unchecked Sendable {
         if !keepFloat32 { dense[p] = nil }
     }
 
+    /// Adds a Float32 copy beside a packed-only projection (it stays packed); `dropFloat32Copy`
+    /// takes it away again while the packed form is there.
+    func addFloat32Copy(_ p: Projection) -> Bool {
+        guard dense[p] == nil, let m = packed[p] else { return false }
+        dense[p] = m.dequantized()
+        return true
+    }
+
+    func dropFloat32Copy(_ p: Projection) {
+        if packed[p] != nil { dense[p] = nil }
+    }
+
     /// Makes the projection Float32 again (dequantizing a packed-only one).
     public func unpack(_ p: Projection) {
         if dense[p] == nil, let m = packed[p] { dense[p] = m.dequantized() }
@@ -226,6 +238,33 @@ public final class LlamaModel: @unchecked Sendable {
         if hasOutput { count(packedOutput, outputFloat32 != nil) }
         for layer in layers { for p in Projection.allCases { count(layer.packed[p], layer.hasFloat32(p)) } }
         return (packed, float32)
+    }
+
+    /// Bytes that Float32 copies of the packed-only matrices would take.
+    public var float32CopyBytes: Int {
+        var count = 0
+        for layer in layers { for p in Projection.allCases where layer.packed[p] != nil && !layer.hasFloat32(p) { count += layer.shape(p).outFeatures * layer.shape(p).inFeatures } }
+        if packedEmbedding != nil && embeddingFloat32 == nil { count += config.vocabSize * config.dim }
+        if packedOutput != nil && outputFloat32 == nil { count += config.vocabSize * config.dim }
+        return 4 * count
+    }
+
+    /// Runs `body` with a Float32 copy beside every packed-only matrix, and takes the copies away
+    /// after (what is still packed then). A training run reads Float32 weights in every backward
+    /// pass; without copies each step would dequantize them all again.
+    public func withFloat32Copies<T>(_ body: () throws -> T) rethrows -> T {
+        var added = [(LlamaLayer, Projection)]()
+        for layer in layers { for p in Projection.allCases where layer.addFloat32Copy(p) { added.append((layer, p)) } }
+        let addedEmbedding = packedEmbedding != nil && embeddingFloat32 == nil
+        if addedEmbedding { embeddingFloat32 = packedEmbedding!.dequantized() }
+        let addedOutput = packedOutput != nil && outputFloat32 == nil
+        if addedOutput { outputFloat32 = packedOutput!.dequantized() }
+        defer {
+            for (layer, p) in added { layer.dropFloat32Copy(p) }
+            if addedEmbedding, packedEmbedding != nil { embeddingFloat32 = nil }
+            if addedOutput, packedOutput != nil { outputFloat32 = nil }
+        }
+        return try body()
     }
 
     /// Makes every weight Float32 again (`model load ... keep=no`, or before a method that

@@ -185,13 +185,20 @@ extension Session {
             { rng in sampler.genomes(space, &rng).map { genome in { space.apply(genome, model: model, adapters: set) } } }
         }
         let validate: (() -> Void)? = space.map { space in { space.apply(active ?? space.maximal, model: model, adapters: set) } }
-        let result = Training.run(model: model, adapters: set, train: train, validation: validation?.0, parameters: p,
-                                  cancellation: cancellation, sampleSubnets: sample, validationSubnet: validate) { event in
-            var shifted = event
-            shifted.step += offset
-            self.trainingHistory.append(shifted)
-            progress(shifted)
+        let run = {
+            Training.run(model: model, adapters: set, train: train, validation: validation?.0, parameters: p,
+                         cancellation: self.cancellation, sampleSubnets: sample, validationSubnet: validate) { event in
+                var shifted = event
+                shifted.step += offset
+                self.trainingHistory.append(shifted)
+                progress(shifted)
+            }
         }
+        // A packed model trains with Float32 copies of its weights for the backward passes (taken
+        // away after) when memory allows; otherwise each step dequantizes what it reads.
+        let copies = model.float32CopyBytes
+        let result = copies > 0 && (try? MachineMemory.check(Double(copies), for: "Float32 copies")) != nil
+            ? model.withFloat32Copies(run) : run()
         let c = set.configuration
         let family = c.quantizationAware ? "QA-SparsePEFT" : c.sparse ? "SparsePEFT" : "LoRA"
         let kind = elastic.map { "elastic mode \($0.mode.rawValue) \(family) adapters, sampler \(sampler.rawValue)" } ?? "\(family) rank \(c.rank)"

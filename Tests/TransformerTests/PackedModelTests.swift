@@ -68,4 +68,17 @@ final class PackedModelTests: XCTestCase {
         XCTAssertFalse(packed.isPacked)
         XCTAssertGreaterThan(packed.weightBytes, before)
     }
+
+    func testFloat32CopiesLastForTheirScopeOnly() throws {
+        let packed = try LlamaModel.load(path: try written(.q4_1), keep: true)
+        let bytes = packed.weightBytes
+        XCTAssertGreaterThan(packed.float32CopyBytes, 0)
+        packed.withFloat32Copies {
+            XCTAssertTrue(packed.layers.allSatisfy { layer in Projection.allCases.allSatisfy { layer.hasFloat32($0) && layer.packed[$0] != nil } })
+            XCTAssertEqual(packed.float32CopyBytes, 0)
+            XCTAssertEqual(packed.layers[1].float32Weight(.up).array, packed.layers[1].packed[.up]!.dequantized().array)
+        }
+        XCTAssertEqual(packed.weightBytes, bytes, "the copies are gone")
+        XCTAssertTrue(packed.layers.allSatisfy { layer in Projection.allCases.allSatisfy { !layer.hasFloat32($0) } })
+    }
 }

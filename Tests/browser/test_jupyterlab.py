@@ -123,9 +123,10 @@ def test_tables_render_as_tables(name, rendered):
 SETUP = ["model tiny layers=4 dim=64 ffn=256 context=256",
          "data text austen",
          "elastic mode=B ranks=16,12,8 widths=100%,75%,50% groups=family"]
-# Long enough (several seconds on the tiny model) for many in-place updates to be seen.
-LIVE = {"train": "train steps=400 lr=3e-3 batch=4 seq=64 eval_every=100",
-        "search": "search nsga2 population=8 generations=20 objectives=loss,macs eval_tokens=2048"}
+# Long enough (about ten seconds each on the tiny model, on 2 cores) for many in-place updates to
+# be seen: the browser redraws at its own pace, and a few seconds showed only one or two drawings.
+LIVE = {"train": "train steps=1200 lr=3e-3 batch=4 seq=64 eval_every=300",
+        "search": "search nsga2 population=8 generations=60 objectives=loss,macs eval_tokens=2048"}
 FINISHED = re.compile(r"^\[\d+\]:$")
 
 
