@@ -14,8 +14,9 @@ extension CommandTable {
                     + "span min(w, 0)…max(w, 0). A `group` that does not divide a row leaves a shorter last group (SmolLM2's 576 "
                     + "inputs in groups of 128: four of 128 and one of 64). `method=gptq` spreads each column's rounding error over "
                     + "the columns not yet quantized (damping 10 % of the mean diagonal, blocks of 128, true-sequential within a "
-                    + "block, calibration as `sparsify wanda` reads it); zeros stay zero. The model keeps the packed codes (the "
-                    + "card shows their memory) and computes with their dequantized Float32 copy. `sparsify restore` brings back "
+                    + "block, calibration as `sparsify wanda` reads it); zeros stay zero. Groups that are whole blocks of 32 "
+                    + "are packed, and every product computes from their codes on the integer kernels (the card shows the memory "
+                    + "and the path); a Float32 copy stays for the compression methods. `sparsify restore` brings back "
                     + "the weights from before the first pruning or quantization. Interrupt leaves whole blocks quantized.",
                 arguments: [
                     .positional("type", .choice(["int4", "int8"]), help: "int4 or int8"),
