@@ -3,8 +3,10 @@ import Synchronization
 
 /// Threads that wait for work by spinning, for products too short for a dispatch queue: a decode
 /// step runs some 200 matrix-vector products of 10–100 µs each, and waking a sleeping thread
-/// (a futex round trip) costs about as much as the product. A worker spins for a couple of
-/// milliseconds after its last job, then sleeps until the next, so an idle kernel burns no CPU.
+/// (a futex round trip) costs about as much as the product. A worker spins for 100 µs after its
+/// last job (the gaps between a decode step's products are shorter), then sleeps until the next:
+/// longer spins took a core from OpenBLAS's threads in the attention between prefill products,
+/// and an idle kernel burns no CPU.
 /// One job at a time: a caller that finds the workers busy (a product inside a parallel region)
 /// runs its parts itself.
 public final class SpinningWorkers: @unchecked Sendable {
@@ -19,7 +21,7 @@ public final class SpinningWorkers: @unchecked Sendable {
     private let wake = NSCondition()
     private nonisolated(unsafe) var job: ((Int) -> Void)?
     /// How long a worker spins after a job before it sleeps.
-    private let spinNanoseconds: UInt64 = 2_000_000
+    private let spinNanoseconds: UInt64 = 100_000
 
     init(workers: Int) {
         self.workers = workers

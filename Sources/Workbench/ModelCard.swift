@@ -69,7 +69,7 @@ public struct ModelCard: Sendable {
             ("parameters", "\(formatCount(Double(parameters))) (\(parameters))" + (tiedOutput ? ", output tied to the embedding" : "")),
             ("MACs per token", "\(formatCount(Double(macsPerToken))) (computed; + attention \(formatCount(Double(config.attentionMACs(position: 0))))·(position+1))"),
             ("memory", "\(formatBytes(weightBytes)) of weights" + (packedMatrices.isEmpty ? " (Float32)" : ": "
-                + packedMatrices.sorted { $0.key < $1.key }.map { "\($0.value) matrices \($0.key)" }.joined(separator: ", ")
+                + packedMatrices.sorted { $0.key < $1.key }.map { "\($0.value) \($0.value == 1 ? "matrix" : "matrices") \($0.key)" }.joined(separator: ", ")
                 + (float32Matrices > 0 ? ", \(float32Matrices) Float32" : ""))),
         ]
         if !packedMatrices.isEmpty {

@@ -62,7 +62,8 @@ final class PackedModelCommandTests: XCTestCase {
         _ = try run(runner, "lora merge")
         XCTAssertEqual(model.storageSummary.packed["Q8_0"], 15 - adapted, "a merge writes Float32 weights into the adapted projections only")
         let card = try run(runner, "model info")
-        XCTAssertTrue(card.contains("\(15 - adapted) matrices Q8_0, \(adapted) Float32"), card)
+        let packed = 15 - adapted
+        XCTAssertTrue(card.contains("\(packed) \(packed == 1 ? "matrix" : "matrices") Q8_0, \(adapted) Float32"), card)
     }
 
     func testQuantizePacksItsGridsAndTheProductsUseThem() throws {
