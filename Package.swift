@@ -52,7 +52,7 @@ let package = Package(
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [
-            "JupyterKernel", "QuantizedKernelsAVX512", "Commands", "Evaluation", "Transformer", "Compression", "Tensors",
+            "JupyterKernel", "Commands", "Evaluation", "Transformer", "Compression", "Tensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

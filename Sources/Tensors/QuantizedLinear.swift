@@ -12,8 +12,8 @@ import QuantizedKernelsAVX512
 // tiles of 4; a product too small to pay for a second thread runs on one.
 
 /// Multiply-accumulates below which a product stays on one thread (a few microseconds of work:
-/// waking a second core costs about as much). `SCULPT_SERIAL_WORK` overrides it.
-public var quantizedLinearSerialWork = ProcessInfo.processInfo.environment["SCULPT_SERIAL_WORK"].flatMap(Int.init) ?? 1 << 16
+/// waking a second core costs about as much).
+public var quantizedLinearSerialWork = 1 << 16
 
 /// out = scale · input · Wᵀ (+ out when `accumulate`), for the first `outFeatures` rows and
 /// `inFeatures` columns of W (an elastic width reads a narrower part in place).

@@ -11,7 +11,7 @@ import Synchronization
 /// runs its parts itself.
 public final class SpinningWorkers: @unchecked Sendable {
     /// One worker per core beyond the caller's.
-    public static let shared = SpinningWorkers(workers: max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
+    public static let shared = SpinningWorkers(workers: max(0, processorCount - 1))
 
     public let workers: Int
     private let generation = Atomic<Int>(0)

@@ -68,7 +68,7 @@ enum GGMLBlocks {
 
     private static func parallelBlocks(_ count: Int, _ body: (Int) -> Void) {
         let blocks = count / 32
-        let workers = blocks >= 4096 ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let workers = blocks >= 4096 ? processorCount : 1
         let chunk = (blocks + workers - 1) / workers
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             for b in (w * chunk)..<min(blocks, (w + 1) * chunk) { body(b) }

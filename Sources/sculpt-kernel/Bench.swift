@@ -2,7 +2,6 @@ import ArgumentParser
 import Compression
 import Evaluation
 import Foundation
-import QuantizedKernelsAVX512
 import Tensors
 import Transformer
 
@@ -146,16 +145,6 @@ extension Bench {
         let repeated = Throughput.median(runs: max(5, runs)) {
             for _ in 0..<100 { quantizedLinear(out: y.data, input: x.data, weight: one, rows: 1, inFeatures: one.columns, outFeatures: one.rows) }
         }
-        // The kernel alone: the first 4 rows of `one`, against one activation row, many times.
-        let acts = QuantizedActivations(x.data, rows: 1, columns: one.columns)
-        let sums = Tensor(zeros: [16])
-        var minimums: UnsafePointer<Float16>? = nil
-        if case .minimums(let m) = one.offset { minimums = UnsafePointer(m) }
-        let o = TileOperands(codes: one.codes, codeStride: one.codeBytesPerRow, scales: one.scales, scaleStride: one.blocksPerRow, weightRows: 4,
-                             acts: acts.codes, actStride: acts.blocks * 32, actScales: acts.scales, actScaleStride: acts.blocks, actRows: 1,
-                             actSums: acts.sums, minimums: minimums, zeroPoints: nil, zeroPoint: 8, blocks: one.blocksPerRow, out: sums.data)
-        let kernelSeconds = Throughput.median(runs: 5) { for _ in 0..<100_000 { Int4BlockKernelsAVX512.row(o) } }
-        print(String(format: "kernel alone: %.1f ns per call of 4 rows × %d blocks", kernelSeconds * 1e4, one.blocksPerRow))
         print(String(format: "path %@: sweep of %d matrices (%.1f MB): %.2f ms, %.1f GB/s; one %d×%d matrix 100×: %.1f µs each, %.1f GB/s",
                      KernelPath.current.rawValue, matrices.count, bytes / 1e6, sweep * 1e3, bytes / sweep / 1e9, one.rows, one.columns,
                      repeated * 1e4, Double(one.byteCount) * 100 / repeated / 1e9))
