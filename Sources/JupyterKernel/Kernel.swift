@@ -113,8 +113,16 @@ public final class Kernel {
         case .subscribed(let topic):
             // JEP 65: tell each new subscriber that iopub is live: signed, parent {}, sent under the
             // topic it subscribed to (so a prefix subscription receives it) and naming that topic.
-            outbox.send("iopub_welcome", content: ["subscription": .string(String(decoding: topic, as: UTF8.self))],
-                        on: .iopub, parent: nil, identities: [topic])
+            // Sent now, ahead of anything queued: the transport has just let this subscriber in,
+            // and the welcome must be the first thing it receives.
+            let (_, frames) = outbox.encode("iopub_welcome",
+                                            content: ["subscription": .string(String(decoding: topic, as: UTF8.self))],
+                                            on: .iopub, parent: nil, identities: [topic])
+            do {
+                try transport.send(frames, on: .iopub)
+            } catch {
+                logger.error("send of iopub_welcome failed: \(error)")
+            }
         case .message(let channel, let frames):
             let message: Message
             do {

@@ -22,6 +22,19 @@ final class Outbox {
     @discardableResult
     func send(_ msgType: String, content: JSONValue, on channel: Channel, parent: Message?,
               metadata: JSONValue = .emptyObject, identities: [Data]? = nil) -> MessageHeader {
+        let (header, frames) = encode(msgType, content: content, on: channel, parent: parent,
+                                      metadata: metadata, identities: identities)
+        lock.lock()
+        queue.append((channel, frames))
+        lock.unlock()
+        transport.wake()
+        return header
+    }
+
+    /// Signs and frames a message without queueing it, for the one message that must go out
+    /// ahead of the queue (a new subscriber's welcome).
+    func encode(_ msgType: String, content: JSONValue, on channel: Channel, parent: Message?,
+                metadata: JSONValue = .emptyObject, identities: [Data]? = nil) -> (MessageHeader, [Data]) {
         let header = MessageHeader(msgType: msgType, session: session)
         let routing: [Data]
         if channel == .iopub {
@@ -31,11 +44,7 @@ final class Outbox {
         }
         let message = Message(identities: routing, header: header, parentHeader: parent?.header.json ?? .emptyObject,
                               metadata: metadata, content: content)
-        lock.lock()
-        queue.append((channel, codec.encode(message)))
-        lock.unlock()
-        transport.wake()
-        return header
+        return (header, codec.encode(message))
     }
 
     func publish(_ msgType: String, content: JSONValue, parent: Message?) {

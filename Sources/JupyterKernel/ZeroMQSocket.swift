@@ -26,6 +26,11 @@ final class ZeroMQSocket {
         }
     }
 
+    func setOption(_ option: Int32, bytes: Data) throws {
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw ZeroMQError.last("zmq_setsockopt(\(option))") }
+    }
+
     func bind(_ endpoint: String) throws {
         guard zmq_bind(handle, endpoint) == 0 else { throw ZeroMQError.last("zmq_bind(\(endpoint))") }
     }

@@ -28,8 +28,12 @@ public final class ZeroMQTransport: KernelTransport {
             try router.setOption(ZMQ_ROUTER_HANDOVER, 1)
             try router.setOption(ZMQ_LINGER, 1000)
         }
-        // Every subscription is reported, so each new client gets its iopub_welcome.
+        // Every subscription is reported, so each new client gets its iopub_welcome. Manual mode:
+        // a subscription takes effect only when `poll` applies it, just before the kernel sends
+        // that client's welcome, so nothing published earlier (status: starting) can reach a new
+        // client ahead of its welcome (JEP 65 says the welcome comes first).
         try iopub.setOption(ZMQ_XPUB_VERBOSE, 1)
+        try iopub.setOption(ZMQ_XPUB_MANUAL, 1)
         // Let the last status: idle reach clients when the kernel shuts down.
         try iopub.setOption(ZMQ_LINGER, 1000)
         try heartbeat.setOption(ZMQ_LINGER, 0)
@@ -82,9 +86,18 @@ public final class ZeroMQTransport: KernelTransport {
             // Drain everything waiting so a burst is answered in one pass; control comes first.
             while let frames = try socket.receive() {
                 if channel == .iopub {
-                    // XPUB delivers subscriptions as one frame: 1 = subscribe, 0 = unsubscribe, then the topic.
-                    if let first = frames.first, first.first == 1 {
-                        events.append(.subscribed(topic: first.dropFirst()))
+                    // XPUB delivers subscriptions as one frame: 1 = subscribe, 0 = unsubscribe, then
+                    // the topic. In manual mode they apply to the pipe that sent the last one, so
+                    // each is applied as it is read. After a subscription the drain stops: the
+                    // kernel sends that client's welcome before the next client is let in.
+                    guard let first = frames.first, let kind = first.first else { continue }
+                    let topic = Data(first.dropFirst())
+                    if kind == 1 {
+                        try iopub.setOption(ZMQ_SUBSCRIBE, bytes: topic)
+                        events.append(.subscribed(topic: topic))
+                        break
+                    } else if kind == 0 {
+                        try iopub.setOption(ZMQ_UNSUBSCRIBE, bytes: topic)
                     }
                 } else {
                     events.append(.message(channel, frames))

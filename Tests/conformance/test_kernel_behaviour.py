@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -416,6 +417,39 @@ def test_iopub_welcome_names_the_subscription(shared_kernel, topic):
     assert welcome is not None, "no iopub_welcome"
     assert welcome["parent_header"] == {}
     assert welcome["content"]["subscription"] == topic.decode()
+    k.assert_answers()
+
+
+def test_iopub_welcome_comes_before_anything_else_while_iopub_is_busy(shared_kernel):
+    """JEP 65 (and jupyter_kernel_test) expect the welcome to be a new subscriber's first
+    message. While another client keeps iopub busy (kernel_info requests, each publishing busy
+    and idle), every new subscriber must still see its welcome first, never a status that the
+    kernel sent in the moment between letting it in and welcoming it."""
+    k = shared_kernel
+    session = k.raw_session()
+    shell = k.raw_socket("shell")
+    stop = threading.Event()
+
+    def keep_iopub_busy() -> None:
+        while not stop.is_set():
+            _, frames = serialized(session, "kernel_info_request")
+            shell.send_multipart(frames)
+            if shell.poll(1000):
+                shell.recv_multipart()
+
+    flood = threading.Thread(target=keep_iopub_busy)
+    flood.start()
+    try:
+        firsts = []
+        for _ in range(25):
+            sub = k.raw_socket("iopub", zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            firsts.append(recv_raw(sub, session)["msg_type"])
+            sub.close()
+    finally:
+        stop.set()
+        flood.join(timeout=TIMEOUT)
+    assert firsts == ["iopub_welcome"] * len(firsts), firsts
     k.assert_answers()
 
 
