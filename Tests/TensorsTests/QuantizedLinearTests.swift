@@ -78,7 +78,9 @@ final class QuantizedLinearTests: XCTestCase {
         let shapes: [(rows: Int, out: Int, columns: Int, inFeatures: Int)] =
             [(1, 8, 64, 64), (1, 7, 160, 160), (3, 13, 96, 96), (5, 12, 224, 200), (9, 6, 256, 256), (17, 9, 32, 32),
              // Sixteen-block groups (the matrix-vector kernels' main loop) with every kind of remainder.
-             (1, 5, 576, 576), (1, 6, 1536, 1500), (2, 5, 544, 544), (6, 4, 1024, 1024), (5, 7, 576, 576), (9, 5, 608, 600), (4, 9, 1600, 1600)]
+             (1, 5, 576, 576), (1, 6, 1536, 1500), (2, 5, 544, 544), (6, 4, 1024, 1024), (5, 7, 576, 576), (9, 5, 608, 600), (4, 9, 1600, 1600),
+             // SmolLM2's own widths under a prefill of a sentence.
+             (21, 8, 576, 576), (21, 8, 1536, 1536), (8, 5, 1536, 1536)]
         for (name, make) in Self.formats {
             for (i, s) in shapes.enumerated() {
                 let w = make(s.out + 3, s.columns, UInt64(100 + i))
