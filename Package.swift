@@ -33,10 +33,12 @@ let package = Package(
         // The AVX-512 VNNI quantized kernels, compiled for Cascade Lake (the first CPU with VNNI):
         // a module of their own, since Swift has no per-function target. Tensors calls them only
         // where the CPU reports those features (KernelPath).
-        .target(name: "QuantizedKernelsAVX512",
+        // Software prefetch (one inline C function: Swift cannot import _mm_prefetch, a macro).
+        .target(name: "CPrefetch"),
+        .target(name: "QuantizedKernelsAVX512", dependencies: ["CPrefetch"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "cascadelake"], .when(platforms: [.linux])),
                                 .unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "Tensors", dependencies: ["CBLAS", "QuantizedKernelsAVX512"],
+        .target(name: "Tensors", dependencies: ["CBLAS", "CPrefetch", "QuantizedKernelsAVX512"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
                                 .unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Transformer", dependencies: ["Tensors"]),

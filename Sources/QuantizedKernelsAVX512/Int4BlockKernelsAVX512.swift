@@ -1,4 +1,5 @@
 import _Builtin_intrinsics.intel
+import CPrefetch
 
 // AVX-512 VNNI dot products of 4-bit weight blocks with 8-bit activation blocks.
 // This module is compiled for Cascade Lake; call it only where the CPU reports AVX-512 F, BW,
@@ -191,6 +192,7 @@ public enum Int4BlockKernelsAVX512 {
         let pickLow = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), pickHigh = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2)
         let w = (o.weightRow(0), o.weightRow(1), o.weightRow(2), o.weightRow(3))
         let act = o.actRow(0)
+        let ahead = o.prefetchDistance
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps()
         var add0 = _mm512_setzero_ps(), add1 = _mm512_setzero_ps(), add2 = _mm512_setzero_ps(), add3 = _mm512_setzero_ps()
         var b = 0
@@ -207,6 +209,7 @@ public enum Int4BlockKernelsAVX512 {
                 let x0 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32)), x1 = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32 + 64))
                 let low = _mm512_permutex2var_epi64(x0, pickLow, x1), high = _mm512_permutex2var_epi64(x0, pickHigh, x1)
                 @inline(__always) func one(_ row: WeightRow, _ dd: __m512, _ acc: inout __m512) {
+                    sculpt_prefetch(row.codes + at * 16 + ahead)
                     let packed = _mm512_loadu_si512(row.codes + at * 16)
                     let q0 = _mm512_and_si512(packed, nibble), q1 = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble)
                     let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, low), q1, high)
@@ -222,6 +225,7 @@ public enum Int4BlockKernelsAVX512 {
             let low = _mm512_permutex2var_epi64(x0, pickLow, x1), high = _mm512_permutex2var_epi64(x0, pickHigh, x1)
             let da = spread4(_mm_loadu_ps(act.scales + b)), s = first4(_mm_loadu_ps(act.sums + b))
             @inline(__always) func one(_ row: WeightRow, _ acc: inout __m512) {
+                sculpt_prefetch(row.codes + b * 16 + ahead)
                 let packed = _mm512_loadu_si512(row.codes + b * 16)
                 let q0 = _mm512_and_si512(packed, nibble), q1 = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble)
                 let sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, low), q1, high)

@@ -1,4 +1,5 @@
 import _Builtin_intrinsics.intel
+import CPrefetch
 
 // AVX-512 VNNI dot products of 8-bit weight blocks with 8-bit activation blocks.
 // Compiled for Cascade Lake; call it only where the CPU has AVX-512 F, BW, DQ, VL and VNNI.
@@ -142,6 +143,7 @@ public enum Int8BlockKernelsAVX512 {
     public static func row(_ o: TileOperands) {
         let w = (o.weightRow(0), o.weightRow(1), o.weightRow(2), o.weightRow(3))
         let act = o.actRow(0)
+        let ahead = o.prefetchDistance
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps()
         var add0 = _mm512_setzero_ps(), add1 = _mm512_setzero_ps(), add2 = _mm512_setzero_ps(), add3 = _mm512_setzero_ps()
         var b = 0
@@ -158,6 +160,7 @@ public enum Int8BlockKernelsAVX512 {
                 let x = _mm512_loadu_si512(UnsafeRawPointer(act.codes + at * 32))
                 let pick = _mm512_add_epi32(halvesIndex, _mm512_set1_epi32(Int32(2 * k)))
                 @inline(__always) func one(_ row: WeightRow, _ dd: __m512, _ acc: inout __m512) {
+                    sculpt_prefetch(row.codes + at * 32 + ahead)
                     let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), biased(row.codes + at * 32), x)
                     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pick, dd), acc)
                 }
@@ -170,6 +173,7 @@ public enum Int8BlockKernelsAVX512 {
             let x = _mm512_loadu_si512(UnsafeRawPointer(act.codes + b * 32))
             let da = spread2(act.scales[b], act.scales[b + 1]), s = first2(act.sums[b], act.sums[b + 1])
             @inline(__always) func one(_ row: WeightRow, _ acc: inout __m512) {
+                sculpt_prefetch(row.codes + b * 32 + ahead)
                 let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), biased(row.codes + b * 32), x)
                 let m = spread2(o.additive(row, b, bias: codeBias), o.additive(row, b + 1, bias: codeBias))
                 acc = _mm512_fmadd_ps(m, s, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), spread2(Float(row.scales[b]), Float(row.scales[b + 1])) * da, acc))

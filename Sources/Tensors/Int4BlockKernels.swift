@@ -1,4 +1,5 @@
 import _Builtin_intrinsics.intel
+import CPrefetch
 import QuantizedKernelsAVX512
 
 // Dot products of 4-bit weight blocks with 8-bit activation blocks (Q4_0, Q4_1, INT4 grids).
@@ -97,6 +98,10 @@ enum Int4BlockKernels {
         for b in 0..<o.blocks {
             let x = load(a0 + b * 32)
             let e = d0[b], f = r0.sums[b]
+            if b % 4 == 0 {  // each cache line once, two tiles ahead (TileOperands.prefetchDistance)
+                let ahead = o.prefetchDistance + b * 16
+                sculpt_prefetch(c0 + ahead); sculpt_prefetch(c1 + ahead); sculpt_prefetch(c2 + ahead); sculpt_prefetch(c3 + ahead)
+            }
             m0 += o.additive(w0, b) * f; m1 += o.additive(w1, b) * f; m2 += o.additive(w2, b) * f; m3 += o.additive(w3, b) * f
             acc0 = _mm256_fmadd_ps(dot(expand(c0 + b * 16), x), _mm256_set1_ps(Float(s0[b]) * e), acc0)
             acc1 = _mm256_fmadd_ps(dot(expand(c1 + b * 16), x), _mm256_set1_ps(Float(s1[b]) * e), acc1)

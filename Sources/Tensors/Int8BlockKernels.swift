@@ -1,4 +1,5 @@
 import _Builtin_intrinsics.intel
+import CPrefetch
 import QuantizedKernelsAVX512
 
 // Dot products of 8-bit weight blocks with 8-bit activation blocks (Q8_0, INT8 grids).
@@ -88,6 +89,10 @@ enum Int8BlockKernels {
         for b in 0..<o.blocks {
             let x = load(a0 + b * 32)
             let e = d0[b], f = r0.sums[b]
+            if b % 2 == 0 {  // each cache line once, two tiles ahead (TileOperands.prefetchDistance)
+                let ahead = o.prefetchDistance + b * 32
+                sculpt_prefetch(c0 + ahead); sculpt_prefetch(c1 + ahead); sculpt_prefetch(c2 + ahead); sculpt_prefetch(c3 + ahead)
+            }
             m0 += o.additive(w0, b) * f; m1 += o.additive(w1, b) * f; m2 += o.additive(w2, b) * f; m3 += o.additive(w3, b) * f
             acc0 = _mm256_fmadd_ps(dot(load(c0 + b * 32), x), _mm256_set1_ps(Float(s0[b]) * e), acc0)
             acc1 = _mm256_fmadd_ps(dot(load(c1 + b * 32), x), _mm256_set1_ps(Float(s1[b]) * e), acc1)

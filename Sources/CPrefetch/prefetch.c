@@ -1,0 +1,2 @@
+// The module is its header (prefetch.h); a C target needs one source file.
+#include "prefetch.h"
