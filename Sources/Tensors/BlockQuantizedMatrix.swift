@@ -16,7 +16,9 @@ import Glibc
 ///
 /// Storage, each row after the other: codes (16 bytes per 4-bit block in GGUF's nibble order,
 /// element j < 16 in the low nibble of byte j and j + 16 in its high nibble; 32 signed bytes per
-/// 8-bit block), half scales, and per-block zero points or minimums when they vary.
+/// 8-bit block), half scales, and per-block zero points or minimums when they vary. Or, after
+/// `interleaveRows()`, groups of 16 rows with their lanes interleaved for the AVX-512 kernels:
+/// read codes and scales through `code`, `scale` and `additive`, never by address.
 public final class BlockQuantizedMatrix: @unchecked Sendable {
     public static let blockSize = 32
 
@@ -54,6 +56,9 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
     public let codes: UnsafeMutableRawPointer
     public let scales: UnsafeMutablePointer<Float16>
     public let offset: Offset
+    /// Rows 0 ..< interleavedRows are stored in interleaved groups of 16 (all of them or none).
+    public private(set) var interleavedRows = 0
+    public static let interleaveGroup = 16
 
     /// How a new matrix stores its additive part.
     public enum OffsetStorage: Sendable { case zeroPoint(Int), zeroPoints, minimums }
@@ -107,9 +112,18 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Where the scale (and per-block offset) of block b of row r is: row after row, or in an
+    /// interleaved group the 16 rows' scales of a block side by side.
+    @inline(__always) public func scaleIndex(_ r: Int, _ b: Int) -> Int {
+        r < interleavedRows ? ((r >> 4) * blocksPerRow + b) * 16 + (r & 15) : r * blocksPerRow + b
+    }
+
+    /// d of block b of row r.
+    @inline(__always) public func scale(row r: Int, block b: Int) -> Float { Float(scales[scaleIndex(r, b)]) }
+
     /// m_b, the additive term of block b of row r: −z·d, or the stored minimum.
     @inline(__always) public func additive(row r: Int, block b: Int) -> Float {
-        let i = r * blocksPerRow + b
+        let i = scaleIndex(r, b)
         switch offset {
         case .zeroPoint(let z): return -Float(z) * Float(scales[i])
         case .zeroPoints(let z): return -Float(z[i]) * Float(scales[i])
@@ -119,8 +133,18 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
 
     /// The integer code of weight (r, c): 0…15 for 4 bits, −128…127 for 8.
     @inline(__always) public func code(_ r: Int, _ c: Int) -> Int {
-        let block = codes + r * codeBytesPerRow + (c / 32) * codeBytesPerBlock
         let j = c % 32
+        if r < interleavedRows {
+            // Vector k of the group's block holds inputs 4k…4k+3 (8 bits, biased by 128) or, as
+            // nibbles, 8t…8t+3 low and 8t+4…8t+7 high (4 bits); lane r & 15 is this row.
+            let block = codes + ((r >> 4) * blocksPerRow + c / 32) * 16 * codeBytesPerBlock
+            let lane = (r & 15) * 4
+            if bits == 8 { return Int(Int8(bitPattern: block.load(fromByteOffset: (j / 4) * 64 + lane + j % 4, as: UInt8.self) ^ 0x80)) }
+            let i = j % 8
+            let byte = block.load(fromByteOffset: (j / 8) * 64 + lane + i % 4, as: UInt8.self)
+            return Int(i < 4 ? byte & 0x0F : byte >> 4)
+        }
+        let block = codes + r * codeBytesPerRow + (c / 32) * codeBytesPerBlock
         if bits == 8 { return Int(block.load(fromByteOffset: j, as: Int8.self)) }
         let byte = block.load(fromByteOffset: j % 16, as: UInt8.self)
         return Int(j < 16 ? byte & 0x0F : byte >> 4)
@@ -130,7 +154,7 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>, count: Int? = nil) {
         let n = count ?? columns
         for b in 0..<(n + 31) / 32 {
-            let d = Float(scales[r * blocksPerRow + b]), m = additive(row: r, block: b)
+            let d = scale(row: r, block: b), m = additive(row: r, block: b)
             for j in 0..<min(32, n - b * 32) { out[b * 32 + j] = d * Float(code(r, b * 32 + j)) + m }
         }
     }
@@ -142,6 +166,81 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
             for r in range { self.dequantizeRow(r, into: t.data + r * self.columns) }
         }
         return t
+    }
+    /// Whether `interleaveRows` applies: one zero point for the whole matrix (Q8_0, Q4_0, a
+    /// symmetric grid) and whole groups of 16 rows.
+    public var canInterleave: Bool {
+        guard case .zeroPoint = offset else { return false }
+        return rows % Self.interleaveGroup == 0
+    }
+
+    /// Repacks the codes and scales in place for the AVX-512 VNNI kernels
+    /// (InterleavedBlockKernelsAVX512), as llama.cpp repacks Q4_0 and Q8_0 for its x86 kernels:
+    /// each group of 16 rows becomes, block after block, vectors whose 32-bit lane r is row r, and
+    /// the group's 16 scales of a block one vector. A group takes the same bytes it took as rows,
+    /// so nothing is allocated beyond one group's scratch. Every path still computes from the
+    /// interleaved form (the narrower ones unpack a group at a time); `code`, `scale` and
+    /// `additive` read it. A no-op where `canInterleave` is false or it is already done.
+    public func interleaveRows() {
+        guard canInterleave, interleavedRows == 0 else { return }
+        let group = Self.interleaveGroup, groupCodeBytes = group * codeBytesPerRow, groupScales = group * blocksPerRow
+        let codeScratch = UnsafeMutableRawPointer.allocate(byteCount: groupCodeBytes, alignment: 64)
+        let scaleScratch = UnsafeMutablePointer<Float16>.allocate(capacity: groupScales)
+        defer { codeScratch.deallocate(); scaleScratch.deallocate() }
+        for g in 0..<(rows / group) {
+            let groupCodes = codes + g * groupCodeBytes, firstScale = scales + g * groupScales
+            for r in 0..<group {
+                for b in 0..<blocksPerRow {
+                    scaleScratch[b * group + r] = firstScale[r * blocksPerRow + b]
+                    let source = groupCodes + r * codeBytesPerRow + b * codeBytesPerBlock
+                    let target = codeScratch + b * group * codeBytesPerBlock + r * 4
+                    if bits == 8 {
+                        for j in 0..<32 {
+                            target.storeBytes(of: source.load(fromByteOffset: j, as: UInt8.self) ^ 0x80, toByteOffset: (j / 4) * 64 + j % 4, as: UInt8.self)
+                        }
+                    } else {
+                        // GGUF order: byte j holds input j (low) and j + 16 (high).
+                        func nibble(_ j: Int) -> UInt8 {
+                            let byte = source.load(fromByteOffset: j % 16, as: UInt8.self)
+                            return j < 16 ? byte & 0x0F : byte >> 4
+                        }
+                        for t in 0..<4 {
+                            for i in 0..<4 {
+                                target.storeBytes(of: nibble(8 * t + i) | nibble(8 * t + 4 + i) << 4, toByteOffset: t * 64 + i, as: UInt8.self)
+                            }
+                        }
+                    }
+                }
+            }
+            groupCodes.copyMemory(from: codeScratch, byteCount: groupCodeBytes)
+            firstScale.update(from: scaleScratch, count: groupScales)
+        }
+        interleavedRows = rows
+    }
+
+    /// Repacks for the path the products will take: interleaved where it is AVX-512 VNNI and the
+    /// format allows (the other paths read rows, and unpacking a group costs them time).
+    public func prepareForKernels(path: KernelPath = KernelPath.current) {
+        if path == .avx512vnni { interleaveRows() }
+    }
+
+    /// Rows g·16 … g·16 + 15 of an interleaved matrix back in the row layout: codes into
+    /// `codes` (16 × codeBytesPerRow bytes), scales into `scales` (16 × blocksPerRow), for the
+    /// kernels that read rows.
+    public func unpackGroup(_ g: Int, codes target: UnsafeMutableRawPointer, scales targetScales: UnsafeMutablePointer<Float16>) {
+        let group = Self.interleaveGroup
+        for r in 0..<group {
+            let row = g * group + r
+            for b in 0..<blocksPerRow {
+                targetScales[r * blocksPerRow + b] = scales[scaleIndex(row, b)]
+                let block = target + r * codeBytesPerRow + b * codeBytesPerBlock
+                if bits == 8 {
+                    for j in 0..<32 { block.storeBytes(of: Int8(code(row, b * 32 + j)), toByteOffset: j, as: Int8.self) }
+                } else {
+                    for j in 0..<16 { block.storeBytes(of: UInt8(code(row, b * 32 + j)) | UInt8(code(row, b * 32 + j + 16)) << 4, toByteOffset: j, as: UInt8.self) }
+                }
+            }
+        }
     }
 }
 
@@ -213,6 +312,7 @@ extension BlockQuantizedMatrix {
     /// The GGUF blocks of a matrix loaded from Q4_0, Q4_1 or Q8_0, byte for byte as they were in
     /// the file (type id and bytes), for its first `rows` rows; nil for a `quantize` grid.
     public func ggmlBlocks(rows count: Int? = nil) -> (type: Int, bytes: [UInt8])? {
+        if interleavedRows > 0 { return rowOrderCopy().ggmlBlocks(rows: count) }
         let blocks = (count ?? rows) * blocksPerRow
         func half(_ h: Float16) -> [UInt8] { [UInt8(h.bitPattern & 0xFF), UInt8(h.bitPattern >> 8)] }
         var out = [UInt8]()
@@ -232,5 +332,16 @@ extension BlockQuantizedMatrix {
         default:
             return nil
         }
+    }
+
+    /// A copy in the row layout (an interleaved matrix's rows, for export).
+    func rowOrderCopy() -> BlockQuantizedMatrix {
+        guard case .zeroPoint(let z) = offset, interleavedRows > 0 else { return self }
+        let copy = BlockQuantizedMatrix(rows: rows, columns: columns, bits: bits, format: format, offset: .zeroPoint(z))
+        for g in 0..<(rows / Self.interleaveGroup) {
+            let first = g * Self.interleaveGroup
+            unpackGroup(g, codes: copy.codes + first * codeBytesPerRow, scales: copy.scales + first * blocksPerRow)
+        }
+        return copy
     }
 }

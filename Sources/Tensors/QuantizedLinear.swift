@@ -9,7 +9,8 @@ import QuantizedKernelsAVX512
 //
 // from an integer kernel (Int4/Int8BlockKernels, on the path KernelPath chose) that also adds
 // the additive terms (zero points, Q4_1 minimums) in vectors. Threads split the weight rows, in
-// tiles of 4; a product too small to pay for a second thread runs on one.
+// tiles of 4 (groups of 16 for an interleaved matrix); a product too small to pay for a second
+// thread runs on one.
 
 /// Multiply-accumulates below which a product stays on one thread (a few microseconds of work:
 /// waking a second core costs about as much).
@@ -25,7 +26,6 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     let acts = QuantizedActivations(input, rows: rows, columns: inFeatures)
     let blocks = acts.blocks
     let tileRows = path == .avx512vnni ? 4 : 2
-    let tiles = (outFeatures + 3) / 4
     var minimums: UnsafePointer<Float16>?, zeroPoints: UnsafePointer<Int8>?, zeroPoint = 0
     switch w.offset {
     case .minimums(let m): minimums = UnsafePointer(m)
@@ -35,55 +35,110 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     // Everything the tiles read, as plain values: no class access (and its reference counting) per tile.
     let (codes, codeBytesPerRow, scales, blocksPerRow, bits) = (UnsafeRawPointer(w.codes), w.codeBytesPerRow, UnsafePointer(w.scales), w.blocksPerRow, w.bits)
     let (actCodes, actScales, actSums) = (UnsafePointer(acts.codes), UnsafePointer(acts.scales), UnsafePointer(acts.sums))
+    // An interleaved matrix goes in units of 16 rows (one group); rows otherwise, in tiles of 4.
+    let interleaved = w.interleavedRows > 0
+    let unitRows = interleaved ? BlockQuantizedMatrix.interleaveGroup : 4
+    let units = (outFeatures + unitRows - 1) / unitRows
+
+    /// Writes `count` outputs for `tokens` activation rows from a kernel's `sums`: output k of
+    /// token t at sums[k · tokens + t] (the row kernels), or at sums[16 t + k] (`tokenMajor`, the
+    /// interleaved ones).
+    @inline(__always) func write(_ sums: UnsafePointer<Float>, firstOutput n0: Int, outputs count: Int, token t0: Int, tokens: Int, tokenMajor: Bool) {
+        for t in 0..<tokens {
+            let row = out + (t0 + t) * outFeatures + n0
+            for k in 0..<count {
+                let y = scale * (tokenMajor ? sums[t * 16 + k] : sums[k * tokens + t])
+                row[k] = accumulate ? row[k] + y : y
+            }
+        }
+    }
+
+    /// Rows n0 ..< n0 + weightRows in the row layout (at `rowCodes`, `rowScales`), in tiles of 4,
+    /// on the path chosen; their outputs go to out[…, n0 + k].
+    func rowTiles(_ rowCodes: UnsafeRawPointer, _ rowScales: UnsafePointer<Float16>, firstOutput n0: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
+        for k0 in stride(from: 0, to: outputs, by: 4) {
+            let weightRows = min(4, outputs - k0)
+            var t0 = 0
+            while t0 < rows {
+                let actRows = min(rows - t0, rows - t0 == 1 ? 1 : tileRows)
+                let o = TileOperands(codes: rowCodes + k0 * codeBytesPerRow, codeStride: codeBytesPerRow,
+                                     scales: rowScales + k0 * blocksPerRow, scaleStride: blocksPerRow, weightRows: weightRows,
+                                     acts: actCodes + t0 * blocks * 32, actStride: blocks * 32,
+                                     actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
+                                     actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + (n0 + k0) * blocksPerRow },
+                                     zeroPoints: zeroPoints.map { $0 + (n0 + k0) * blocksPerRow }, zeroPoint: zeroPoint,
+                                     blocks: blocks, out: sums)
+                switch (bits, path, actRows) {
+                case (4, .scalar, _): Int4BlockKernels.scalar(o, actRows: actRows)
+                case (4, .avx2, 1): Int4BlockKernels.avx2Row(o)
+                case (4, .avx2, _): Int4BlockKernels.avx2Tile(o)
+                case (4, .avx512vnni, 1): Int4BlockKernelsAVX512.row(o)
+                case (4, .avx512vnni, _): Int4BlockKernelsAVX512.tile(o)
+                case (_, .scalar, _): Int8BlockKernels.scalar(o, actRows: actRows)
+                case (_, .avx2, 1): Int8BlockKernels.avx2Row(o)
+                case (_, .avx2, _): Int8BlockKernels.avx2Tile(o)
+                case (_, .avx512vnni, 1): Int8BlockKernelsAVX512.row(o)
+                case (_, .avx512vnni, _): Int8BlockKernelsAVX512.tile(o)
+                }
+                write(sums, firstOutput: n0 + k0, outputs: weightRows, token: t0, tokens: actRows, tokenMajor: false)
+                t0 += actRows
+            }
+        }
+    }
+
+    /// Group g of an interleaved matrix on the AVX-512 VNNI kernels: 16 rows × up to 4 tokens a call.
+    func interleavedGroup(_ g: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
+        let n0 = g * 16
+        var t0 = 0
+        while t0 < rows {
+            let actRows = min(rows - t0, 4)
+            let o = TileOperands(codes: codes + n0 * codeBytesPerRow, codeStride: codeBytesPerRow,
+                                 scales: scales + n0 * blocksPerRow, scaleStride: blocksPerRow, weightRows: 16,
+                                 acts: actCodes + t0 * blocks * 32, actStride: blocks * 32,
+                                 actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
+                                 actSums: actSums + t0 * blocks, minimums: nil, zeroPoints: nil, zeroPoint: zeroPoint,
+                                 blocks: blocks, out: sums)
+            switch (bits, actRows) {
+            case (4, 1): InterleavedBlockKernelsAVX512.int4Row(o)
+            case (4, _): InterleavedBlockKernelsAVX512.int4Tile(o)
+            case (_, 1): InterleavedBlockKernelsAVX512.int8Row(o)
+            case (_, _): InterleavedBlockKernelsAVX512.int8Tile(o)
+            }
+            write(sums, firstOutput: n0, outputs: outputs, token: t0, tokens: actRows, tokenMajor: true)
+            t0 += actRows
+        }
+    }
+
     let run = { (range: Range<Int>) in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { scratch in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { scratch in
             let sums = scratch.baseAddress!
-            for tile in range {
-                let n0 = tile * 4, weightRows = min(4, outFeatures - n0)
-                var t0 = 0
-                while t0 < rows {
-                    let actRows = min(rows - t0, rows - t0 == 1 ? 1 : tileRows)
-                    let o = TileOperands(codes: codes + n0 * codeBytesPerRow, codeStride: codeBytesPerRow,
-                                         scales: scales + n0 * blocksPerRow, scaleStride: blocksPerRow, weightRows: weightRows,
-                                         acts: actCodes + t0 * blocks * 32, actStride: blocks * 32,
-                                         actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
-                                         actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + n0 * blocksPerRow },
-                                         zeroPoints: zeroPoints.map { $0 + n0 * blocksPerRow }, zeroPoint: zeroPoint,
-                                         blocks: blocks, out: sums)
-                    switch (bits, path, actRows) {
-                    case (4, .scalar, _): Int4BlockKernels.scalar(o, actRows: actRows)
-                    case (4, .avx2, 1): Int4BlockKernels.avx2Row(o)
-                    case (4, .avx2, _): Int4BlockKernels.avx2Tile(o)
-                    case (4, .avx512vnni, 1): Int4BlockKernelsAVX512.row(o)
-                    case (4, .avx512vnni, _): Int4BlockKernelsAVX512.tile(o)
-                    case (_, .scalar, _): Int8BlockKernels.scalar(o, actRows: actRows)
-                    case (_, .avx2, 1): Int8BlockKernels.avx2Row(o)
-                    case (_, .avx2, _): Int8BlockKernels.avx2Tile(o)
-                    case (_, .avx512vnni, 1): Int8BlockKernelsAVX512.row(o)
-                    case (_, .avx512vnni, _): Int8BlockKernelsAVX512.tile(o)
-                    }
-                    for t in 0..<actRows {
-                        let row = out + (t0 + t) * outFeatures + n0
-                        for k in 0..<weightRows {
-                            let y = scale * sums[k * actRows + t]
-                            row[k] = accumulate ? row[k] + y : y
-                        }
-                    }
-                    t0 += actRows
+            if !interleaved {
+                for tile in range { rowTiles(codes + tile * 4 * codeBytesPerRow, scales + tile * 4 * blocksPerRow, firstOutput: tile * 4, outputs: min(4, outFeatures - tile * 4), sums: sums) }
+            } else if path == .avx512vnni {
+                for g in range { interleavedGroup(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
+            } else {
+                // A narrower path on an interleaved matrix (a test, or a path forced after loading):
+                // each group unpacked back into rows first.
+                let groupCodes = UnsafeMutableRawPointer.allocate(byteCount: 16 * codeBytesPerRow, alignment: 64)
+                let groupScales = UnsafeMutablePointer<Float16>.allocate(capacity: 16 * blocksPerRow)
+                defer { groupCodes.deallocate(); groupScales.deallocate() }
+                for g in range {
+                    w.unpackGroup(g, codes: groupCodes, scales: groupScales)
+                    rowTiles(groupCodes, groupScales, firstOutput: g * 16, outputs: min(16, outFeatures - g * 16), sums: sums)
                 }
             }
         }
     }
     withExtendedLifetime((w, acts)) {
         if rows * outFeatures * inFeatures < quantizedLinearSerialWork {
-            run(0..<tiles)
+            run(0..<units)
         } else {
-            // Contiguous shares of the tiles, one per core.
+            // Contiguous shares of the units, one per core.
             let pool = SpinningWorkers.shared
-            let share = (tiles + pool.workers) / (pool.workers + 1)
+            let share = (units + pool.workers) / (pool.workers + 1)
             pool.run { part in
-                let start = min(tiles, part * share)
-                run(start..<min(tiles, start + share))
+                let start = min(units, part * share)
+                run(start..<min(units, start + share))
             }
         }
     }

@@ -47,6 +47,7 @@ extension LlamaModel {
                 file.decode(info, into: model.norm(named: name).data)
             } else if kept[index] {
                 let blocks = file.withBytes(of: info) { BlockQuantizedMatrix(ggmlType: Int(info.type.rawValue), blocks: $0, rows: full[0], columns: full[1])! }
+                blocks.prepareForKernels()
                 model.assign(name, float32: nil, packed: blocks)
             } else {
                 let weight = Tensor(zeros: full)

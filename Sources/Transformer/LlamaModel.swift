@@ -222,7 +222,11 @@ public final class LlamaModel: @unchecked Sendable {
         var count = 0
         for layer in layers {
             for (p, grid) in layer.quantized where layer.packed[p] == nil {
-                if let m = BlockQuantizedMatrix(grid) { layer.setPacked(m, for: p, keepFloat32: true); count += 1 }
+                if let m = BlockQuantizedMatrix(grid) {
+                    m.prepareForKernels()
+                    layer.setPacked(m, for: p, keepFloat32: true)
+                    count += 1
+                }
             }
         }
         return count

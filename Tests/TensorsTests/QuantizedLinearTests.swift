@@ -150,4 +150,73 @@ final class QuantizedLinearTests: XCTestCase {
         XCTAssertEqual(KernelPath.current, before)
         XCTAssertEqual(KernelPath.supported.contains(.avx512vnni), KernelPath.cpuFlags.contains("avx512_vnni") && KernelPath.cpuFlags.contains("avx512bw"))
     }
+
+    /// Interleaving (the AVX-512 layout) changes where codes and scales are, never what they
+    /// are: every code, scale and additive term reads back the same, the GGUF blocks export byte
+    /// for byte, and every path computes the same products from it as from the rows, including
+    /// the narrower paths that unpack a group at a time and a partial last group.
+    func testInterleavedRowsReadAndComputeAsTheRowsDid() {
+        let formats: [(String, (Int, Int, UInt64) -> BlockQuantizedMatrix)] =
+            [("Q4_0", { Self.ggmlMatrix(type: 2, rows: $0, columns: $1, seed: $2) }),
+             ("Q8_0", { Self.ggmlMatrix(type: 8, rows: $0, columns: $1, seed: $2) }),
+             ("INT4 g32 sym", { Self.gridMatrix(bits: 4, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) }),
+             ("INT8 g32 sym", { Self.gridMatrix(bits: 8, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) })]
+        // (tokens, outputs, rows, columns, inputs): a whole matrix, a partial last group, a
+        // narrower input (elastic width), 5 tokens (a tile of 4 and one), SmolLM2's width.
+        let shapes: [(tokens: Int, out: Int, rows: Int, columns: Int, inFeatures: Int)] =
+            [(1, 32, 32, 64, 64), (3, 29, 32, 96, 96), (5, 48, 48, 576, 544), (4, 16, 16, 1536, 1536), (1, 40, 48, 576, 576), (6, 17, 32, 32, 32)]
+        for (name, make) in formats {
+            for (i, s) in shapes.enumerated() {
+                let rows = make(s.rows, s.columns, UInt64(200 + i)), interleaved = make(s.rows, s.columns, UInt64(200 + i))
+                XCTAssertTrue(interleaved.canInterleave, name)
+                interleaved.interleaveRows()
+                XCTAssertEqual(interleaved.interleavedRows, s.rows, name)
+                var codesDiffer = 0, scalesDiffer = 0
+                for r in 0..<s.rows {
+                    for c in 0..<s.columns where rows.code(r, c) != interleaved.code(r, c) { codesDiffer += 1 }
+                    for b in 0..<rows.blocksPerRow where rows.scale(row: r, block: b) != interleaved.scale(row: r, block: b)
+                        || rows.additive(row: r, block: b) != interleaved.additive(row: r, block: b) { scalesDiffer += 1 }
+                }
+                XCTAssertEqual(codesDiffer, 0, "\(name) \(s): codes read back")
+                XCTAssertEqual(scalesDiffer, 0, "\(name) \(s): scales and offsets read back")
+                XCTAssertEqual(rows.dequantized().array, interleaved.dequantized().array, "\(name) \(s)")
+                if let a = rows.ggmlBlocks(rows: s.out), let b = interleaved.ggmlBlocks(rows: s.out) {
+                    XCTAssertEqual(a.type, b.type)
+                    XCTAssertTrue(a.bytes == b.bytes, "\(name) \(s): GGUF blocks byte for byte")
+                }
+                let x = GradientCheck.random([s.tokens, s.inFeatures], seed: UInt64(30 + i))
+                let expected = Self.reference(rows, x, rows: s.tokens, inFeatures: s.inFeatures, outFeatures: s.out)
+                let scale = expected.map(abs).max()! + 1e-3
+                for path in KernelPath.supported {
+                    let out = Tensor(zeros: [s.tokens, s.out])
+                    out.fill(0.5)
+                    quantizedLinear(out: out.data, input: x.data, weight: interleaved, rows: s.tokens, inFeatures: s.inFeatures,
+                                    outFeatures: s.out, accumulate: true, scale: 2, path: path)
+                    var worst = 0.0
+                    for k in 0..<expected.count { worst = max(worst, abs(Double(out[k]) - 0.5 - 2 * expected[k]) / scale) }
+                    XCTAssertLessThan(worst, 1e-5, "interleaved \(name) on \(path.rawValue), \(s)")
+                }
+            }
+        }
+        // Only one zero point for the matrix and whole groups of 16 rows interleave.
+        let q41 = Self.ggmlMatrix(type: 3, rows: 32, columns: 64, seed: 1), odd = Self.ggmlMatrix(type: 8, rows: 20, columns: 64, seed: 1)
+        XCTAssertFalse(q41.canInterleave)
+        XCTAssertFalse(odd.canInterleave)
+        q41.interleaveRows(); odd.interleaveRows()
+        XCTAssertEqual(q41.interleavedRows + odd.interleavedRows, 0)
+    }
+
+    func testSerialAndThreadedSplitsAgreeOnInterleavedRows() {
+        let w = Self.ggmlMatrix(type: 8, rows: 256, columns: 512, seed: 5)
+        w.interleaveRows()
+        let x = GradientCheck.random([5, 512], seed: 6)
+        let serial = Tensor(zeros: [5, 256]), threaded = Tensor(zeros: [5, 256])
+        let saved = quantizedLinearSerialWork
+        quantizedLinearSerialWork = .max
+        quantizedLinear(out: serial.data, input: x.data, weight: w, rows: 5, inFeatures: 512, outFeatures: 256)
+        quantizedLinearSerialWork = 0
+        quantizedLinear(out: threaded.data, input: x.data, weight: w, rows: 5, inFeatures: 512, outFeatures: 256)
+        quantizedLinearSerialWork = saved
+        for i in 0..<serial.count { XCTAssertEqual(serial[i], threaded[i], accuracy: 1e-5 * max(1, abs(serial[i]))) }
+    }
 }
