@@ -21,7 +21,9 @@ import CPrefetch
 //
 //     d_r · (d_a · Σ_j u_r,j · a_j  −  c · S)  =  d_r · d_a · Σ_j (u_r,j − c) · a_j
 //
-// which is the block product of TileOperands' definition with m = −z·d.
+// which is the block product of TileOperands' definition with m = −z·d. With per-block minimums
+// (Q4_1: w = d·q + m, c = 0) the group's 16 minimums of the block are one more vector, and the
+// block adds m_r · S besides.
 
 public enum InterleavedBlockKernelsAVX512 {
     /// The 8 code vectors of one block (see above), each paired with activation dword k.
@@ -61,25 +63,31 @@ public enum InterleavedBlockKernelsAVX512 {
         return _mm512_add_epi32(s0, s1)
     }
 
-    /// acc += d · (d_a · sums − c · S) for activation row `act`'s block b.
-    @inline(__always) static func accumulate(_ sums: __m512i, _ d: __m512, _ act: ActRow, _ b: Int, _ c: Float, _ acc: inout __m512) {
-        let scaled = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), __m512(repeating: act.scales[b]), __m512(repeating: -c * act.sums[b]))
-        acc = _mm512_fmadd_ps(d, scaled, acc)
+    /// acc += d · (d_a · sums − c · S) (+ m · S) for activation row `act`'s block b.
+    @inline(__always) static func accumulate(_ sums: __m512i, _ d: (__m512, __m512?), _ act: ActRow, _ b: Int, _ c: Float, _ acc: inout __m512) {
+        let s = act.sums[b]
+        let scaled = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), __m512(repeating: act.scales[b]), __m512(repeating: -c * s))
+        acc = _mm512_fmadd_ps(d.0, scaled, acc)
+        if let m = d.1 { acc = _mm512_fmadd_ps(m, __m512(repeating: s), acc) }
     }
 
-    /// The group's 16 scales of block b.
-    @inline(__always) static func scales(_ o: TileOperands, _ b: Int) -> __m512 {
-        _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(o.scales + 16 * b).assumingMemoryBound(to: __m256i.self)))
+    @inline(__always) static func halves(_ p: UnsafePointer<Float16>) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self)))
+    }
+
+    /// The group's 16 scales of block b, and its 16 minimums if it has them.
+    @inline(__always) static func scales(_ o: TileOperands, _ b: Int, _ minimums: Bool) -> (__m512, __m512?) {
+        (halves(o.scales + 16 * b), minimums ? halves(o.minimums! + 16 * b) : nil)
     }
 
     /// One group against one activation row: out[0…15].
-    @inline(__always) static func row(_ o: TileOperands, bits: Int) {
+    @inline(__always) static func row(_ o: TileOperands, bits: Int, minimums: Bool) {
         let blockBytes = bits == 8 ? 512 : 256, c = Float(o.zeroPoint + (bits == 8 ? 128 : 0))
         let act = o.actRow(0)
         var acc = _mm512_setzero_ps()
         for b in 0..<o.blocks {
             let v = codes(o.codes + b * blockBytes, bits: bits)
-            accumulate(dot(v, UnsafeRawPointer(act.codes + 32 * b)), scales(o, b), act, b, c, &acc)
+            accumulate(dot(v, UnsafeRawPointer(act.codes + 32 * b)), scales(o, b, minimums), act, b, c, &acc)
         }
         _mm512_storeu_ps(o.out, acc)
     }
@@ -87,12 +95,12 @@ public enum InterleavedBlockKernelsAVX512 {
     /// One group against up to 4 activation rows (rows past `actRows` repeat the last one):
     /// out[16 t + r] for activation row t. Each block's codes are loaded and unpacked once for
     /// the 4 rows.
-    @inline(__always) static func tile(_ o: TileOperands, bits: Int) {
+    @inline(__always) static func tile(_ o: TileOperands, bits: Int, minimums: Bool) {
         let blockBytes = bits == 8 ? 512 : 256, c = Float(o.zeroPoint + (bits == 8 ? 128 : 0))
         let a = (o.actRow(0), o.actRow(1), o.actRow(2), o.actRow(3))
         var acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps()
         for b in 0..<o.blocks {
-            let v = codes(o.codes + b * blockBytes, bits: bits), d = scales(o, b)
+            let v = codes(o.codes + b * blockBytes, bits: bits), d = scales(o, b, minimums)
             accumulate(dot(v, UnsafeRawPointer(a.0.codes + 32 * b)), d, a.0, b, c, &acc0)
             accumulate(dot(v, UnsafeRawPointer(a.1.codes + 32 * b)), d, a.1, b, c, &acc1)
             accumulate(dot(v, UnsafeRawPointer(a.2.codes + 32 * b)), d, a.2, b, c, &acc2)
@@ -104,13 +112,13 @@ public enum InterleavedBlockKernelsAVX512 {
         if o.actRows > 3 { _mm512_storeu_ps(o.out + 48, acc3) }
     }
 
-    /// 16 interleaved 8-bit rows × 1 activation row. `o.codes` and `o.scales` point at the group's
-    /// first block; the matrix's offset is `o.zeroPoint` (interleaved matrices have one).
-    public static func int8Row(_ o: TileOperands) { row(o, bits: 8) }
+    /// 16 interleaved 8-bit rows × 1 activation row. `o.codes`, `o.scales` (and `o.minimums`)
+    /// point at the group's first block; otherwise the offset is `o.zeroPoint`.
+    public static func int8Row(_ o: TileOperands) { o.minimums == nil ? row(o, bits: 8, minimums: false) : row(o, bits: 8, minimums: true) }
     /// 16 interleaved 8-bit rows × up to 4 activation rows.
-    public static func int8Tile(_ o: TileOperands) { tile(o, bits: 8) }
+    public static func int8Tile(_ o: TileOperands) { o.minimums == nil ? tile(o, bits: 8, minimums: false) : tile(o, bits: 8, minimums: true) }
     /// 16 interleaved 4-bit rows × 1 activation row.
-    public static func int4Row(_ o: TileOperands) { row(o, bits: 4) }
+    public static func int4Row(_ o: TileOperands) { o.minimums == nil ? row(o, bits: 4, minimums: false) : row(o, bits: 4, minimums: true) }
     /// 16 interleaved 4-bit rows × up to 4 activation rows.
-    public static func int4Tile(_ o: TileOperands) { tile(o, bits: 4) }
+    public static func int4Tile(_ o: TileOperands) { o.minimums == nil ? tile(o, bits: 4, minimums: false) : tile(o, bits: 4, minimums: true) }
 }

@@ -168,16 +168,23 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
         return t
     }
     /// Whether `interleaveRows` applies: one zero point for the whole matrix (Q8_0, Q4_0, a
-    /// symmetric grid) and whole groups of 16 rows.
+    /// symmetric grid) or per-block minimums (Q4_1), and whole groups of 16 rows. (Per-block zero
+    /// points, an asymmetric grid's, stay in rows.)
     public var canInterleave: Bool {
-        guard case .zeroPoint = offset else { return false }
+        if case .zeroPoints = offset { return false }
         return rows % Self.interleaveGroup == 0
+    }
+
+    /// The per-block minimums, when the matrix has them.
+    var minimumsStorage: UnsafeMutablePointer<Float16>? {
+        if case .minimums(let m) = offset { return m }
+        return nil
     }
 
     /// Repacks the codes and scales in place for the AVX-512 VNNI kernels
     /// (InterleavedBlockKernelsAVX512), as llama.cpp repacks Q4_0 and Q8_0 for its x86 kernels:
     /// each group of 16 rows becomes, block after block, vectors whose 32-bit lane r is row r, and
-    /// the group's 16 scales of a block one vector. A group takes the same bytes it took as rows,
+    /// the group's 16 scales (and minimums) of a block one vector. A group takes the same bytes it took as rows,
     /// so nothing is allocated beyond one group's scratch. Every path still computes from the
     /// interleaved form (the narrower ones unpack a group at a time); `code`, `scale` and
     /// `additive` read it. A no-op where `canInterleave` is false or it is already done.
@@ -185,13 +192,16 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
         guard canInterleave, interleavedRows == 0 else { return }
         let group = Self.interleaveGroup, groupCodeBytes = group * codeBytesPerRow, groupScales = group * blocksPerRow
         let codeScratch = UnsafeMutableRawPointer.allocate(byteCount: groupCodeBytes, alignment: 64)
-        let scaleScratch = UnsafeMutablePointer<Float16>.allocate(capacity: groupScales)
+        let scaleScratch = UnsafeMutablePointer<Float16>.allocate(capacity: 2 * groupScales)
         defer { codeScratch.deallocate(); scaleScratch.deallocate() }
+        let minimums = minimumsStorage
         for g in 0..<(rows / group) {
             let groupCodes = codes + g * groupCodeBytes, firstScale = scales + g * groupScales
+            let firstMinimum = minimums.map { $0 + g * groupScales }
             for r in 0..<group {
                 for b in 0..<blocksPerRow {
                     scaleScratch[b * group + r] = firstScale[r * blocksPerRow + b]
+                    if let m = firstMinimum { scaleScratch[groupScales + b * group + r] = m[r * blocksPerRow + b] }
                     let source = groupCodes + r * codeBytesPerRow + b * codeBytesPerBlock
                     let target = codeScratch + b * group * codeBytesPerBlock + r * 4
                     if bits == 8 {
@@ -214,6 +224,7 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
             }
             groupCodes.copyMemory(from: codeScratch, byteCount: groupCodeBytes)
             firstScale.update(from: scaleScratch, count: groupScales)
+            firstMinimum?.update(from: scaleScratch + groupScales, count: groupScales)
         }
         interleavedRows = rows
     }
@@ -225,14 +236,16 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
     }
 
     /// Rows g·16 … g·16 + 15 of an interleaved matrix back in the row layout: codes into
-    /// `codes` (16 × codeBytesPerRow bytes), scales into `scales` (16 × blocksPerRow), for the
-    /// kernels that read rows.
-    public func unpackGroup(_ g: Int, codes target: UnsafeMutableRawPointer, scales targetScales: UnsafeMutablePointer<Float16>) {
-        let group = Self.interleaveGroup
+    /// `codes` (16 × codeBytesPerRow bytes), scales into `scales` and minimums, if it has them,
+    /// into `minimums` (16 × blocksPerRow each), for the kernels that read rows.
+    public func unpackGroup(_ g: Int, codes target: UnsafeMutableRawPointer, scales targetScales: UnsafeMutablePointer<Float16>,
+                            minimums targetMinimums: UnsafeMutablePointer<Float16>? = nil) {
+        let group = Self.interleaveGroup, minimums = minimumsStorage
         for r in 0..<group {
             let row = g * group + r
             for b in 0..<blocksPerRow {
                 targetScales[r * blocksPerRow + b] = scales[scaleIndex(row, b)]
+                if let m = minimums, let target = targetMinimums { target[r * blocksPerRow + b] = m[scaleIndex(row, b)] }
                 let block = target + r * codeBytesPerRow + b * codeBytesPerBlock
                 if bits == 8 {
                     for j in 0..<32 { block.storeBytes(of: Int8(code(row, b * 32 + j)), toByteOffset: j, as: Int8.self) }
@@ -336,11 +349,18 @@ extension BlockQuantizedMatrix {
 
     /// A copy in the row layout (an interleaved matrix's rows, for export).
     func rowOrderCopy() -> BlockQuantizedMatrix {
-        guard case .zeroPoint(let z) = offset, interleavedRows > 0 else { return self }
-        let copy = BlockQuantizedMatrix(rows: rows, columns: columns, bits: bits, format: format, offset: .zeroPoint(z))
+        guard interleavedRows > 0 else { return self }
+        let storage: OffsetStorage
+        switch offset {
+        case .zeroPoint(let z): storage = .zeroPoint(z)
+        case .minimums: storage = .minimums
+        case .zeroPoints: return self  // never interleaved
+        }
+        let copy = BlockQuantizedMatrix(rows: rows, columns: columns, bits: bits, format: format, offset: storage)
         for g in 0..<(rows / Self.interleaveGroup) {
             let first = g * Self.interleaveGroup
-            unpackGroup(g, codes: copy.codes + first * codeBytesPerRow, scales: copy.scales + first * blocksPerRow)
+            unpackGroup(g, codes: copy.codes + first * codeBytesPerRow, scales: copy.scales + first * blocksPerRow,
+                        minimums: copy.minimumsStorage.map { $0 + first * blocksPerRow })
         }
         return copy
     }

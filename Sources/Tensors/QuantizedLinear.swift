@@ -55,7 +55,8 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
 
     /// Rows n0 ..< n0 + weightRows in the row layout (at `rowCodes`, `rowScales`), in tiles of 4,
     /// on the path chosen; their outputs go to out[…, n0 + k].
-    func rowTiles(_ rowCodes: UnsafeRawPointer, _ rowScales: UnsafePointer<Float16>, firstOutput n0: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
+    func rowTiles(_ rowCodes: UnsafeRawPointer, _ rowScales: UnsafePointer<Float16>, _ rowMinimums: UnsafePointer<Float16>?,
+                  firstOutput n0: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
         for k0 in stride(from: 0, to: outputs, by: 4) {
             let weightRows = min(4, outputs - k0)
             var t0 = 0
@@ -65,7 +66,7 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
                                      scales: rowScales + k0 * blocksPerRow, scaleStride: blocksPerRow, weightRows: weightRows,
                                      acts: actCodes + t0 * blocks * 32, actStride: blocks * 32,
                                      actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
-                                     actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + (n0 + k0) * blocksPerRow },
+                                     actSums: actSums + t0 * blocks, minimums: rowMinimums.map { $0 + k0 * blocksPerRow },
                                      zeroPoints: zeroPoints.map { $0 + (n0 + k0) * blocksPerRow }, zeroPoint: zeroPoint,
                                      blocks: blocks, out: sums)
                 switch (bits, path, actRows) {
@@ -96,7 +97,7 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
                                  scales: scales + n0 * blocksPerRow, scaleStride: blocksPerRow, weightRows: 16,
                                  acts: actCodes + t0 * blocks * 32, actStride: blocks * 32,
                                  actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
-                                 actSums: actSums + t0 * blocks, minimums: nil, zeroPoints: nil, zeroPoint: zeroPoint,
+                                 actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + n0 * blocksPerRow }, zeroPoints: nil, zeroPoint: zeroPoint,
                                  blocks: blocks, out: sums)
             switch (bits, actRows) {
             case (4, 1): InterleavedBlockKernelsAVX512.int4Row(o)
@@ -113,18 +114,23 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { scratch in
             let sums = scratch.baseAddress!
             if !interleaved {
-                for tile in range { rowTiles(codes + tile * 4 * codeBytesPerRow, scales + tile * 4 * blocksPerRow, firstOutput: tile * 4, outputs: min(4, outFeatures - tile * 4), sums: sums) }
+                for tile in range {
+                    rowTiles(codes + tile * 4 * codeBytesPerRow, scales + tile * 4 * blocksPerRow, minimums.map { $0 + tile * 4 * blocksPerRow },
+                             firstOutput: tile * 4, outputs: min(4, outFeatures - tile * 4), sums: sums)
+                }
             } else if path == .avx512vnni {
                 for g in range { interleavedGroup(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
             } else {
                 // A narrower path on an interleaved matrix (a test, or a path forced after loading):
                 // each group unpacked back into rows first.
                 let groupCodes = UnsafeMutableRawPointer.allocate(byteCount: 16 * codeBytesPerRow, alignment: 64)
-                let groupScales = UnsafeMutablePointer<Float16>.allocate(capacity: 16 * blocksPerRow)
+                let groupScales = UnsafeMutablePointer<Float16>.allocate(capacity: 32 * blocksPerRow)
                 defer { groupCodes.deallocate(); groupScales.deallocate() }
+                let groupMinimums = minimums == nil ? nil : groupScales + 16 * blocksPerRow
                 for g in range {
-                    w.unpackGroup(g, codes: groupCodes, scales: groupScales)
-                    rowTiles(groupCodes, groupScales, firstOutput: g * 16, outputs: min(16, outFeatures - g * 16), sums: sums)
+                    w.unpackGroup(g, codes: groupCodes, scales: groupScales, minimums: groupMinimums)
+                    rowTiles(groupCodes, groupScales, groupMinimums.map { UnsafePointer($0) },
+                             firstOutput: g * 16, outputs: min(16, outFeatures - g * 16), sums: sums)
                 }
             }
         }

@@ -158,6 +158,7 @@ final class QuantizedLinearTests: XCTestCase {
     func testInterleavedRowsReadAndComputeAsTheRowsDid() {
         let formats: [(String, (Int, Int, UInt64) -> BlockQuantizedMatrix)] =
             [("Q4_0", { Self.ggmlMatrix(type: 2, rows: $0, columns: $1, seed: $2) }),
+             ("Q4_1", { Self.ggmlMatrix(type: 3, rows: $0, columns: $1, seed: $2) }),
              ("Q8_0", { Self.ggmlMatrix(type: 8, rows: $0, columns: $1, seed: $2) }),
              ("INT4 g32 sym", { Self.gridMatrix(bits: 4, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) }),
              ("INT8 g32 sym", { Self.gridMatrix(bits: 8, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) })]
@@ -198,12 +199,13 @@ final class QuantizedLinearTests: XCTestCase {
                 }
             }
         }
-        // Only one zero point for the matrix and whole groups of 16 rows interleave.
-        let q41 = Self.ggmlMatrix(type: 3, rows: 32, columns: 64, seed: 1), odd = Self.ggmlMatrix(type: 8, rows: 20, columns: 64, seed: 1)
-        XCTAssertFalse(q41.canInterleave)
+        // Per-block zero points stay in rows, and only whole groups of 16 rows interleave.
+        let zeros = Self.gridMatrix(bits: 4, group: 32, symmetric: false, rows: 32, columns: 64, seed: 1)
+        let odd = Self.ggmlMatrix(type: 8, rows: 20, columns: 64, seed: 1)
+        XCTAssertFalse(zeros.canInterleave)
         XCTAssertFalse(odd.canInterleave)
-        q41.interleaveRows(); odd.interleaveRows()
-        XCTAssertEqual(q41.interleavedRows + odd.interleavedRows, 0)
+        zeros.interleaveRows(); odd.interleaveRows()
+        XCTAssertEqual(zeros.interleavedRows + odd.interleavedRows, 0)
     }
 
     func testSerialAndThreadedSplitsAgreeOnInterleavedRows() {
