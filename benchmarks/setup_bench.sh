@@ -38,6 +38,14 @@ PEFT_SPECS="peft==0.21.2 transformers==5.23.0 accelerate==1.15.0"
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_BLAS=OFF \
 -DGGML_OPENMP=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+# AMX off: some of the machines here report AMX in /proc/cpuinfo, and -march=native then builds
+# ggml's AMX kernels, which die of SIGILL at their first tilezero on those VMs (seen on an Intel
+# Xeon with amx_tile/amx_int8 flags, 2026-12). The explicit -mno-* flags win over -march=native.
+LLAMA_CFLAGS=""
+if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then LLAMA_CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; fi
+# What the installed build was compiled with: a change rebuilds it.
+LLAMA_BUILD_ID="$LLAMA_SPEC $LLAMA_CMAKE_ARGS cflags=$LLAMA_CFLAGS"
+LLAMA_MARKER="$VENV/.llama-cpp-build"
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 pip_install() { nice -n 19 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
@@ -103,7 +111,7 @@ fi
 
 if [ "${SKIP_LLAMA:-0}" = 1 ]; then
     say "llama-cpp-python: skipped (SKIP_LLAMA=1)"
-elif imports llama_cpp; then
+elif imports llama_cpp && [ "$(cat "$LLAMA_MARKER" 2>/dev/null)" = "$LLAMA_BUILD_ID" ]; then
     say "llama-cpp-python: $("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') already installed"
 else
     if ! command -v g++ >/dev/null 2>&1; then
@@ -116,9 +124,13 @@ else
     # cmake and ninja come from PyPI (scikit-build-core's build requirements); the compile of
     # llama.cpp takes about 7 minutes on 2 shared cores. pip caches the built wheel, so a rerun
     # (FORCE=1, or a new venv) reuses it.
-    say "llama-cpp-python: compiling $LLAMA_SPEC (CPU only, $JOBS jobs, nice 19; several minutes)"
+    say "llama-cpp-python: compiling $LLAMA_SPEC (CPU only, $JOBS jobs, nice 19; several minutes)${LLAMA_CFLAGS:+, $LLAMA_CFLAGS}"
     start=$SECONDS
-    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" pip_install "$LLAMA_SPEC"
+    # No wheel cache: a wheel built with other flags (or on another CPU) must not come back.
+    CFLAGS="$LLAMA_CFLAGS" CXXFLAGS="$LLAMA_CFLAGS" CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
+        pip_install --no-cache-dir --force-reinstall --no-deps "$LLAMA_SPEC"
+    pip_install "$LLAMA_SPEC"  # its pure-Python dependencies, if missing
+    echo "$LLAMA_BUILD_ID" > "$LLAMA_MARKER"
     "$VENV/bin/python" -c 'import llama_cpp; print("   llama_cpp", llama_cpp.__version__, "imports:", llama_cpp.llama_print_system_info().decode().strip())'
     say "llama-cpp-python: done in $((SECONDS - start)) s"
 fi
