@@ -452,7 +452,8 @@ def main() -> int:
     if s.get("status") == "ok":
         print(f"Sculpt {args.sculpt_kernel} (built {s['binary_modified']}): load {s.get('load_seconds', 0):.2f} s; "
               f"steps {', '.join(f'{t:.3f}' for t in s['train_step_seconds'])} s; peak RSS {s['max_resident_mb']:.0f} MB "
-              f"(wait4 ru_maxrss {et.fmt(s.get('ru_maxrss_mb'))} MB)")
+              f"(wait4 ru_maxrss {et.fmt(s.get('ru_maxrss_mb'))} MB); OpenBLAS kernels {s.get('blas_kernels', '?')}"
+              f"{' (OPENBLAS_CORETYPE=' + os.environ['OPENBLAS_CORETYPE'] + ')' if 'OPENBLAS_CORETYPE' in os.environ else ''}")
     for e in ("peft", "peft-hf"):
         r = results[e]
         if r.get("status") != "ok":

@@ -47,7 +47,7 @@ struct Bench: ParsableCommand {
         let loadSeconds = Date().timeIntervalSince(loadStart)
         if train {
             let seconds = Training.stepSeconds(model: llama, steps: steps)
-            let result: [String: Any] = ["train_step_seconds_median": seconds.sorted()[seconds.count / 2], "train_step_seconds": seconds,
+            let result: [String: Any] = ["blas_kernels": blasKernels, "train_step_seconds_median": seconds.sorted()[seconds.count / 2], "train_step_seconds": seconds,
                                          "batch": 4, "seq": 128, "rank": 8, "targets": "q,k,v,o,gate,up,down",
                                          "max_resident_mb": maxResidentMegabytes(), "load_seconds": loadSeconds]
             let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
@@ -66,6 +66,7 @@ struct Bench: ParsableCommand {
         let result: [String: Any] = [
             "load_seconds": loadSeconds,
             "gemm_gflops": gemm,
+            "blas_kernels": blasKernels,
             "gemm_bound_tokens_per_second": gemmBoundTokensPerSecond,
             "prefill_tokens": prefill,
             "prefill_tokens_per_second_all_logits": prefillAll,

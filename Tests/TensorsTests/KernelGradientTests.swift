@@ -22,7 +22,8 @@ final class KernelGradientTests: XCTestCase {
     }
 
     func testRMSNorm() {
-        let (rows, channels) = (4, 7)
+        // 19 channels: two 8-wide steps of the vectorised sums and a tail of 3.
+        let (rows, channels) = (4, 19)
         let x = G.random([rows, channels], seed: 4), w = G.random([channels], seed: 5), r = G.random([rows, channels], seed: 6)
         let y = Tensor(zeros: x.shape), rstd = Tensor(zeros: [rows])
         func loss() -> Double {
@@ -35,6 +36,11 @@ final class KernelGradientTests: XCTestCase {
                         rows: rows, channels: channels)
         G.assertMatches(dx, input: x, step: 5e-3, "rmsnorm dInput", loss: loss)
         G.assertMatches(dw, input: w, "rmsnorm dWeight", loss: loss)
+        // Frozen norms (no weight gradient) take a loop of their own: the same dInput.
+        let dxFrozen = Tensor(zeros: x.shape)
+        rmsNormBackward(dInput: dxFrozen.data, dWeight: nil, dOut: r.data, input: x.data, weight: w.data, rstd: rstd.data,
+                        rows: rows, channels: channels)
+        for i in 0..<dx.count { XCTAssertEqual(dxFrozen.data[i], dx.data[i], accuracy: 1e-6 * max(1, abs(dx.data[i])), "dInput \(i)") }
     }
 
     func testRoPE() {
