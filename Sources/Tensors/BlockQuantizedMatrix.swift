@@ -153,6 +153,30 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
     /// Row r in Float32 (its first `count` columns): what the embedding lookup reads.
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>, count: Int? = nil) {
         let n = count ?? columns
+        // Row layout: each block's 32 codes side by side, 32 (or 16 bytes of 2 × 16 nibbles) at once.
+        if r >= interleavedRows {
+            let row = UnsafeRawPointer(codes + r * codeBytesPerRow)
+            for b in 0..<n / 32 {
+                let d = scale(row: r, block: b), m = additive(row: r, block: b)
+                let block = row + b * codeBytesPerBlock
+                let (low, high): (SIMD16<Float>, SIMD16<Float>)
+                if bits == 8 {
+                    low = SIMD16<Float>(block.loadUnaligned(as: SIMD16<Int8>.self))
+                    high = SIMD16<Float>(block.loadUnaligned(fromByteOffset: 16, as: SIMD16<Int8>.self))
+                } else {
+                    // Byte j holds code j in its low nibble and code j + 16 in its high one.
+                    let bytes = block.loadUnaligned(as: SIMD16<UInt8>.self)
+                    low = SIMD16<Float>(bytes & 0x0F)
+                    high = SIMD16<Float>(bytes &>> 4)
+                }
+                let o = UnsafeMutableRawPointer(out + b * 32)
+                o.storeBytes(of: low * d + m, as: SIMD16<Float>.self)
+                o.storeBytes(of: high * d + m, toByteOffset: 64, as: SIMD16<Float>.self)
+            }
+            let done = n / 32 * 32
+            for c in done..<n { out[c] = scale(row: r, block: c / 32) * Float(code(r, c)) + additive(row: r, block: c / 32) }
+            return
+        }
         for b in 0..<(n + 31) / 32 {
             let d = scale(row: r, block: b), m = additive(row: r, block: b)
             for j in 0..<min(32, n - b * 32) { out[b * 32 + j] = d * Float(code(r, b * 32 + j)) + m }

@@ -80,7 +80,10 @@ final class QuantizedLinearTests: XCTestCase {
              // Sixteen-block groups (the matrix-vector kernels' main loop) with every kind of remainder.
              (1, 5, 576, 576), (1, 6, 1536, 1500), (2, 5, 544, 544), (6, 4, 1024, 1024), (5, 7, 576, 576), (9, 5, 608, 600), (4, 9, 1600, 1600),
              // SmolLM2's own widths under a prefill of a sentence.
-             (21, 8, 576, 576), (21, 8, 1536, 1536), (8, 5, 1536, 1536)]
+             (21, 8, 576, 576), (21, 8, 1536, 1536), (8, 5, 1536, 1536),
+             // Enough token rows for the AVX2 path's SGEMM on dequantized panels: one panel, and
+             // two (256 rows and a part) of an elastic width.
+             (48, 7, 576, 576), (49, 260, 96, 64)]
         for (name, make) in Self.formats {
             for (i, s) in shapes.enumerated() {
                 let w = make(s.out + 3, s.columns, UInt64(100 + i))
