@@ -16,8 +16,9 @@ One run, each engine in a process of its own, 2 threads:
 * Peak resident memory: each process's own VmHWM (Sculpt) and ru_maxrss (both).
 * Where one generated token's time goes: `sculpt-kernel bench --keep --profile` (a clock around
   every part of the decode step), beside bytes read per token / measured streaming bandwidth.
-* Perplexity: Persuasion, 16384 tokens in windows of 512, blocks kept against dequantized to
-  Float32 (`model load ... keep=no`), through the REPL.
+* Perplexity: Persuasion, 16384 tokens in windows of 512, for every file: Sculpt with the blocks
+  kept against dequantized to Float32 (`model load ... keep=yes|no`, through the REPL), and
+  llama.cpp on the same tokens and windows (gguf_llamacpp.py's worker).
 
 Usage:
     bash benchmarks/setup_bench.sh            # venv with torch and llama-cpp-python
@@ -38,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine_throughput as et  # noqa: E402
+import gguf_llamacpp  # noqa: E402
 
 CACHE = Path(os.environ.get("SCULPT_CACHE", Path.home() / ".cache" / "sculpt"))
 SHIPPED = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -86,12 +88,17 @@ def torch_prefill(args) -> dict:
     return et.run_worker("torch", worker_args)
 
 
-def perplexity(binary: Path) -> dict:
-    """Persuasion perplexity with the blocks kept and dequantized, from `eval ppl`'s table."""
-    out = repl(binary, "seed 0\nmodel load smollm2 keep=no\ndata text austen\neval ppl tokens=16384 window=512\n"
-                       "model load smollm2 keep=yes\ndata text austen\neval ppl tokens=16384 window=512\nmodel info\n")
-    values = [float(v) for v in re.findall(r"perplexity per token\s+([0-9.]+)", out)]
-    return {"float32": values[0] if len(values) > 0 else None, "kept": values[1] if len(values) > 1 else None, "output": out}
+def perplexity(binary: Path, path: Path, args) -> dict:
+    """Persuasion perplexity of one file: Sculpt with the blocks dequantized to Float32 and kept
+    (from `eval ppl`'s table), and llama.cpp on the same tokens and windows (gguf_llamacpp.py's
+    worker, which scores every position of each window as `eval ppl` does)."""
+    script = "seed 0\n" + "".join(f"model load \"{path}\" keep={keep}\ndata text austen\neval ppl tokens=16384 window=512\n"
+                                  for keep in ("no", "yes"))
+    values = [float(v) for v in re.findall(r"perplexity per token\s+([0-9.]+)", repl(binary, script))]
+    llama = gguf_llamacpp.run_worker(args, "ppl", path)
+    return {"float32": values[0] if len(values) > 0 else None, "kept": values[1] if len(values) > 1 else None,
+            "llama.cpp": llama.get("ppl") if llama.get("status") == "ok" else None,
+            "llama.cpp_status": llama.get("status"), "llama.cpp_detail": llama.get("detail")}
 
 
 def best(runs: list, key: str):
@@ -148,7 +155,7 @@ def main() -> int:
     results["torch"] = torch
     if not args.skip_perplexity:
         print("\nperplexity (Persuasion, 16384 tokens, windows of 512) ...")
-        results["perplexity"] = perplexity(binary)
+        results["perplexity"] = {label: perplexity(binary, path, args) for label, path in files.items()}
 
     # The tables.
     print(f"\nSpeeds: best of {args.rounds} alternating rounds (median in brackets), {args.threads} threads; "
@@ -207,11 +214,14 @@ def main() -> int:
         print(f"      {'(between parts, clocks)':<28} {(total - accounted) * 1e3:7.3f} ms  {(total - accounted) / total:6.1%}")
 
     if "perplexity" in results:
-        f32, kept = results["perplexity"]["float32"], results["perplexity"]["kept"]
-        gap = (kept - f32) / f32 if f32 and kept else None
-        print(f"\nPerplexity: Float32 {et.fmt(f32, '.3f')}, blocks kept {et.fmt(kept, '.3f')}, "
-              f"difference {et.fmt(gap * 100 if gap is not None else None, '+.3f')} % (target within 0.2 %)")
-        results["perplexity"].pop("output", None)
+        print("\nPerplexity (Persuasion, 16384 tokens, windows of 512); the target: blocks kept within 0.2 % of Float32")
+        print(f"{'file':<20} {'Float32':>8} {'kept':>8} {'kept vs Float32':>16} {'llama.cpp':>10} {'llama.cpp vs Float32':>21}")
+        for label, ppl in results["perplexity"].items():
+            f32, kept, llama = ppl["float32"], ppl["kept"], ppl["llama.cpp"]
+            gap = lambda x: et.fmt((x / f32 - 1) * 100 if f32 and x else None, '+.3f') + " %"
+            print(f"{label:<20} {et.fmt(f32, '.3f'):>8} {et.fmt(kept, '.3f'):>8} {gap(kept):>16} {et.fmt(llama, '.3f'):>10} {gap(llama):>21}")
+            if ppl["llama.cpp_status"] != "ok":
+                print(f"    llama.cpp: {ppl['llama.cpp_detail']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
