@@ -44,6 +44,8 @@ import gguf_llamacpp  # noqa: E402
 CACHE = Path(os.environ.get("SCULPT_CACHE", Path.home() / ".cache" / "sculpt"))
 SHIPPED = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 BENCH_DIR = CACHE / "bench"
+# llama-cpp-python built for AVX2 + FMA only (setup_bench.sh with AVX2_LLAMA=1), for --avx2.
+LLAMA_AVX2 = CACHE / "llama-avx2"
 
 
 def repl(binary: Path, script: str, timeout: float = 3600) -> str:
@@ -118,11 +120,21 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--rewrite", action="store_true", help="write the exported files again")
     parser.add_argument("--skip-perplexity", action="store_true")
+    parser.add_argument("--avx2", action="store_true",
+                        help="as on a CPU without AVX-512: Sculpt on its AVX2 path (and OpenBLAS's Haswell kernels), "
+                             "llama.cpp built for AVX2 (setup_bench.sh AVX2_LLAMA=1), PyTorch limited to AVX2")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.llama_verbose = False
     args.python = args.python or os.environ.get("SCULPT_BENCH_PYTHON") or (
         str(et.BENCH_VENV_PYTHON) if et.BENCH_VENV_PYTHON.exists() else sys.executable)
+    if args.avx2:
+        # Every engine in this run is a child process and inherits these.
+        if not (LLAMA_AVX2 / "llama_cpp").is_dir():
+            raise SystemExit(f"{LLAMA_AVX2} is missing: AVX2_LLAMA=1 bash benchmarks/setup_bench.sh")
+        os.environ.update(SCULPT_KERNELS="avx2", OPENBLAS_CORETYPE="Haswell", ATEN_CPU_CAPABILITY="avx2",
+                          MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2",
+                          PYTHONPATH=os.pathsep.join(filter(None, [str(LLAMA_AVX2), os.environ.get("PYTHONPATH")])))
     binary = Path(args.sculpt_kernel)
     if not binary.exists():
         raise SystemExit(f"{binary} is missing: swift build -c release")
@@ -148,6 +160,9 @@ def main() -> int:
                   f"{llama[-1].get('generation_tokens_per_second', 0):.1f}, prefill {llama[-1].get('prefill_tokens_per_second_last_logits', 0):.0f}"
                   + ("" if sculpt[-1]["status"] == "ok" else f"  [Sculpt: {sculpt[-1].get('detail')}]")
                   + ("" if llama[-1].get("status") == "ok" else f"  [llama.cpp: {llama[-1].get('detail')}]"))
+        if label == next(iter(files)):
+            print(f"  (Sculpt: kernel path {sculpt[0].get('kernel_path', '?')}, OpenBLAS {sculpt[0].get('blas_kernels', '?')}; "
+                  f"llama.cpp: {llama[0].get('system_info', '?')})")
         profile = sculpt_bench(binary, path, ["--profile", "--generate", "64", "--runs", "3"], args.timeout)
         results["files"][label] = {"path": str(path), "sculpt": sculpt, "llama.cpp": llama, "profile": profile}
 

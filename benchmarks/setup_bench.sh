@@ -10,6 +10,7 @@
 #   SKIP_TORCH=1 / SKIP_LLAMA=1 / SKIP_PEFT=1   leave that engine out (the benchmark then reports "not installed")
 #   TORCH_SPEC=...                what to pip-install for torch instead of the choice below
 #   JOBS=N                        parallel compile jobs for llama.cpp (default: all cores)
+#   AVX2_LLAMA=1                  also a llama.cpp for AVX2 only, for quantized_engine.py --avx2
 #
 # Only PyPI and Debian's archive are reachable. PyTorch's CPU-only wheels are not on PyPI: the
 # PyPI torch wheel for Linux is the CUDA build, whose dependencies (nvidia-*, cuda-toolkit,
@@ -122,8 +123,7 @@ else
         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq build-essential >/dev/null
     fi
     # cmake and ninja come from PyPI (scikit-build-core's build requirements); the compile of
-    # llama.cpp takes about 7 minutes on 2 shared cores. pip caches the built wheel, so a rerun
-    # (FORCE=1, or a new venv) reuses it.
+    # llama.cpp takes 3–7 minutes on 2 shared cores.
     say "llama-cpp-python: compiling $LLAMA_SPEC (CPU only, $JOBS jobs, nice 19; several minutes)${LLAMA_CFLAGS:+, $LLAMA_CFLAGS}"
     start=$SECONDS
     # No wheel cache: a wheel built with other flags (or on another CPU) must not come back.
@@ -133,6 +133,28 @@ else
     echo "$LLAMA_BUILD_ID" > "$LLAMA_MARKER"
     "$VENV/bin/python" -c 'import llama_cpp; print("   llama_cpp", llama_cpp.__version__, "imports:", llama_cpp.llama_print_system_info().decode().strip())'
     say "llama-cpp-python: done in $((SECONDS - start)) s"
+fi
+
+# A second llama.cpp, for quantized_engine.py --avx2 (a CPU without AVX-512, on any machine):
+# AVX2 + FMA + F16C only, installed beside the venv in $LLAMA_AVX2 (the benchmark puts it first
+# on PYTHONPATH).
+LLAMA_AVX2="$SCULPT_CACHE/llama-avx2"
+LLAMA_AVX2_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF \
+-DGGML_AVX_VNNI=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=ON -DLLAVA_BUILD=OFF \
+-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+if [ "${AVX2_LLAMA:-0}" = 1 ]; then
+    if [ -f "$LLAMA_AVX2/.build-id" ] && [ "$(cat "$LLAMA_AVX2/.build-id")" = "$LLAMA_SPEC $LLAMA_AVX2_ARGS" ]; then
+        say "llama-cpp-python for AVX2: already in $LLAMA_AVX2"
+    else
+        say "llama-cpp-python for AVX2: compiling $LLAMA_SPEC into $LLAMA_AVX2 (several minutes)"
+        start=$SECONDS
+        rm -rf "$LLAMA_AVX2"
+        CMAKE_ARGS="$LLAMA_AVX2_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
+            pip_install --no-cache-dir --no-deps --target "$LLAMA_AVX2" "$LLAMA_SPEC"
+        echo "$LLAMA_SPEC $LLAMA_AVX2_ARGS" > "$LLAMA_AVX2/.build-id"
+        PYTHONPATH="$LLAMA_AVX2" "$VENV/bin/python" -c 'import llama_cpp; print("   llama_cpp", llama_cpp.__version__, "imports:", llama_cpp.llama_print_system_info().decode().strip())'
+        say "llama-cpp-python for AVX2: done in $((SECONDS - start)) s"
+    fi
 fi
 
 say "bench venv ready: $VENV ($(du -sh "$VENV" | cut -f1))"
