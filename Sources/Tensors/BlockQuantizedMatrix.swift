@@ -177,10 +177,31 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
             for c in done..<n { out[c] = scale(row: r, block: c / 32) * Float(code(r, c)) + additive(row: r, block: c / 32) }
             return
         }
-        for b in 0..<(n + 31) / 32 {
+        // Interleaved: row r is lane r & 15 of its group's vectors, 4 codes per 32-bit lane.
+        let lane = (r & 15) * 4
+        for b in 0..<n / 32 {
             let d = scale(row: r, block: b), m = additive(row: r, block: b)
-            for j in 0..<min(32, n - b * 32) { out[b * 32 + j] = d * Float(code(r, b * 32 + j)) + m }
+            let block = UnsafeRawPointer(codes + ((r >> 4) * blocksPerRow + b) * 16 * codeBytesPerBlock)
+            let o = out + b * 32
+            if bits == 8 {
+                // Vector k holds inputs 4k…4k+3, biased by 128.
+                for k in 0..<8 {
+                    let word = block.loadUnaligned(fromByteOffset: k * 64 + lane, as: UInt32.self)
+                    for i in 0..<4 { o[4 * k + i] = d * Float(Int8(bitPattern: UInt8(truncatingIfNeeded: word >> (8 * i)) ^ 0x80)) + m }
+                }
+            } else {
+                // Vector t holds inputs 8t…8t+3 in low nibbles and 8t+4…8t+7 in high ones.
+                for t in 0..<4 {
+                    let word = block.loadUnaligned(fromByteOffset: t * 64 + lane, as: UInt32.self)
+                    for i in 0..<4 {
+                        let byte = UInt8(truncatingIfNeeded: word >> (8 * i))
+                        o[8 * t + i] = d * Float(byte & 0x0F) + m
+                        o[8 * t + 4 + i] = d * Float(byte >> 4) + m
+                    }
+                }
+            }
         }
+        for c in n / 32 * 32..<n { out[c] = scale(row: r, block: c / 32) * Float(code(r, c)) + additive(row: r, block: c / 32) }
     }
 
     /// The whole matrix in Float32, (rows, columns).
@@ -253,10 +274,11 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
         interleavedRows = rows
     }
 
-    /// Repacks for the path the products will take: interleaved where it is AVX-512 VNNI and the
-    /// format allows (the other paths read rows, and unpacking a group costs them time).
+    /// Repacks for the path the products will take, where the format allows: interleaved on
+    /// AVX-512 VNNI, and for 4-bit codes on AVX2 (InterleavedInt4KernelsAVX2; 8-bit codes stay in
+    /// rows there, since vpmaddubsw would saturate on biased 8-bit codes). Scalar reads rows.
     public func prepareForKernels(path: KernelPath = KernelPath.current) {
-        if path == .avx512vnni { interleaveRows() }
+        if path == .avx512vnni || (path == .avx2 && bits == 4) { interleaveRows() }
     }
 
     /// Rows g·16 … g·16 + 15 of an interleaved matrix back in the row layout: codes into

@@ -73,8 +73,14 @@ public struct ModelCard: Sendable {
                 + (float32Matrices > 0 ? ", \(float32Matrices) Float32" : ""))),
         ]
         if !packedMatrices.isEmpty {
-            out.append(("kernels", "packed products on \(kernelPath.rawValue), activations quantized to 8 bits per block of 32 "
-                        + "(this CPU can run: \(KernelPath.supported.map(\.rawValue).joined(separator: ", ")))"))
+            let layout: String
+            switch kernelPath {
+            case .avx512vnni: layout = "; Q8_0, Q4_0, Q4_1 and symmetric grids interleaved in groups of 16 rows"
+            case .avx2: layout = "; \(quantizedLinearPanelRows) tokens or more through SGEMM on dequantized panels"
+            case .scalar: layout = ""
+            }
+            out.append(("kernels", "packed products on \(kernelPath.rawValue), activations quantized to 8 bits per block of 32" + layout
+                        + " (this CPU can run: \(KernelPath.supported.map(\.rawValue).joined(separator: ", ")))"))
         }
         if let packed, packed.projections > 0 {
             out.append(("quantized", "\(packed.projections) projections quantized, \(formatBytes(packed.packed)) packed (\(formatBytes(packed.float32)) as Float32, "
