@@ -274,11 +274,11 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
         interleavedRows = rows
     }
 
-    /// Repacks for the path the products will take, where the format allows: interleaved on
-    /// AVX-512 VNNI, and for 4-bit codes on AVX2 (InterleavedInt4KernelsAVX2; 8-bit codes stay in
-    /// rows there, since vpmaddubsw would saturate on biased 8-bit codes). Scalar reads rows.
+    /// Repacks for the path the products will take: interleaved, where the format allows, for the
+    /// AVX-512 VNNI and AVX2 kernels (InterleavedBlockKernelsAVX512, InterleavedBlockKernelsAVX2);
+    /// the scalar reference reads rows.
     public func prepareForKernels(path: KernelPath = KernelPath.current) {
-        if path == .avx512vnni || (path == .avx2 && bits == 4) { interleaveRows() }
+        if path == .avx512vnni || path == .avx2 { interleaveRows() }
     }
 
     /// Rows g·16 … g·16 + 15 of an interleaved matrix back in the row layout: codes into

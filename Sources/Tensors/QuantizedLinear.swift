@@ -10,9 +10,9 @@ import QuantizedKernelsAVX512
 // from an integer kernel (Int4/Int8BlockKernels, on the path KernelPath chose) that also adds
 // the additive terms (zero points, Q4_1 minimums) in vectors. Threads split the weight rows, in
 // tiles of 4 (groups of 16 for an interleaved matrix); a product too small to pay for a second
-// thread runs on one. The AVX2 path reads 4-bit matrices interleaved too (InterleavedInt4KernelsAVX2)
-// and 8-bit ones in rows; from 48 token rows it multiplies through SGEMM on dequantized panels of
-// the weight instead (`panelProduct`): the same values, summed in another order.
+// thread runs on one. The AVX2 path reads interleaved matrices too (InterleavedBlockKernelsAVX2); a
+// matrix left in rows (per-block zero points) it multiplies, from 48 token rows, through SGEMM on
+// dequantized panels of the weight (`panelProduct`): the same values, summed in another order.
 
 /// Multiply-accumulates below which a product stays on one thread (a few microseconds of work:
 /// waking a second core costs about as much).
@@ -32,7 +32,7 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     precondition(inFeatures <= w.columns && outFeatures <= w.rows, "a \(outFeatures) × \(inFeatures) product of a \(w.rows) × \(w.columns) weight")
     guard rows > 0, outFeatures > 0 else { return }
     let acts = QuantizedActivations(input, rows: rows, columns: inFeatures)
-    if path == .avx2 && quantizedLinearPanelRows > 0 && rows >= quantizedLinearPanelRows && !(w.bits == 4 && w.interleavedRows > 0) {
+    if path == .avx2 && quantizedLinearPanelRows > 0 && rows >= quantizedLinearPanelRows && w.interleavedRows == 0 {
         panelProduct(out: out, acts: acts, weight: w, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
                      accumulate: accumulate, scale: scale)
         return
@@ -123,7 +123,7 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
         }
     }
 
-    /// Group g of an interleaved 4-bit matrix on the AVX2 path: 16 rows × up to 4 tokens a call.
+    /// Group g of an interleaved matrix on the AVX2 path: 16 rows × up to 4 tokens a call.
     func interleavedGroupAVX2(_ g: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
         let n0 = g * 16
         var t0 = 0
@@ -135,7 +135,12 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
                                  actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
                                  actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + n0 * blocksPerRow }, zeroPoints: nil, zeroPoint: zeroPoint,
                                  blocks: blocks, out: sums)
-            if actRows == 1 { InterleavedInt4KernelsAVX2.row(o) } else { InterleavedInt4KernelsAVX2.tile(o) }
+            switch (bits, actRows) {
+            case (4, 1): InterleavedBlockKernelsAVX2.int4Row(o)
+            case (4, _): InterleavedBlockKernelsAVX2.int4Tile(o)
+            case (_, 1): InterleavedBlockKernelsAVX2.int8Row(o)
+            case (_, _): InterleavedBlockKernelsAVX2.int8Tile(o)
+            }
             write(sums, firstOutput: n0, outputs: outputs, token: t0, tokens: actRows, tokenMajor: true)
             t0 += actRows
         }
@@ -151,7 +156,7 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
                 }
             } else if path == .avx512vnni {
                 for g in range { interleavedGroup(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
-            } else if path == .avx2 && bits == 4 {
+            } else if path == .avx2 && (bits == 4 || minimums == nil) {
                 for g in range { interleavedGroupAVX2(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
             } else {
                 // A narrower path on an interleaved matrix (a test, or a path forced after loading):

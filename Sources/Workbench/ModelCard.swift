@@ -75,8 +75,7 @@ public struct ModelCard: Sendable {
         if !packedMatrices.isEmpty {
             let layout: String
             switch kernelPath {
-            case .avx512vnni: layout = "; Q8_0, Q4_0, Q4_1 and symmetric grids interleaved in groups of 16 rows"
-            case .avx2: layout = "; \(quantizedLinearPanelRows) tokens or more through SGEMM on dequantized panels"
+            case .avx512vnni, .avx2: layout = "; Q8_0, Q4_0, Q4_1 and symmetric grids interleaved in groups of 16 rows"
             case .scalar: layout = ""
             }
             out.append(("kernels", "packed products on \(kernelPath.rawValue), activations quantized to 8 bits per block of 32" + layout

@@ -2,10 +2,10 @@ import _Builtin_intrinsics.intel
 import CPrefetch
 import QuantizedKernelsAVX512
 
-// AVX2 products of 16 interleaved 4-bit weight rows (BlockQuantizedMatrix.interleaveRows) with one
-// row of 8-bit activations: the decode step's matrix-vector product on CPUs without VNNI.
+// AVX2 products of 16 interleaved weight rows (BlockQuantizedMatrix.interleaveRows) with up to 4
+// rows of 8-bit activations, on CPUs without VNNI.
 //
-// In a group's block, vector t (64 bytes, t = 0…3) holds in its 32-bit lane r (row r) the codes
+// 4 bits. In a group's block, vector t (64 bytes, t = 0…3) holds in its 32-bit lane r (row r) the codes
 // of inputs 8t…8t+3 in the low nibbles and 8t+4…8t+7 in the high ones. A 256-bit register takes
 // half a vector, rows 0…7 or 8…15, one row per 32-bit lane; with activation dword k (inputs
 // 4k…4k+3) broadcast to every lane, vpmaddubsw gives per lane two 16-bit pair sums
@@ -21,8 +21,15 @@ import QuantizedKernelsAVX512
 // as the AVX-512 kernel does (InterleavedBlockKernelsAVX512). Per block of 16 rows: 8 loads, 12
 // unpacking steps, 16 vpmaddubsw and one vpmaddwd per 8 rows, against the row kernel's horizontal
 // sums and per-row scales.
+//
+// 8 bits. Vector k (k = 0…7) holds in lane r the codes of inputs 4k…4k+3, stored biased by 128
+// for vpdpbusd; here w = u ⊕ 0x80 gives back the signed code q. vpmaddubsw wants one unsigned
+// operand, so it multiplies |q| (≤ 128, unsigned) by a carrying q's sign (vpsignb; activations
+// are within ±127, so negating one is exact; q = −128 occurs in grids and would not negate): a
+// pair sum is within 2·128·127 = 32512, but two of them are not, so each is widened to 32 bits
+// (vpmaddwd) at once. The block adds d_r · (d_a · Σ_j q_r,j · a_j − z · S) to row r.
 
-enum InterleavedInt4KernelsAVX2 {
+enum InterleavedBlockKernelsAVX2 {
     /// How far ahead of the codes the kernel prefetches: a group's codes are one sequential stream.
     static let prefetchBytes = 2048
 
@@ -34,9 +41,9 @@ enum InterleavedInt4KernelsAVX2 {
         _mm256_cvtph_ps(_mm_loadu_si128(UnsafeRawPointer(p).assumingMemoryBound(to: __m128i.self)))
     }
 
-    /// One group against one activation row: out[0…15]. `o.codes`, `o.scales` (and `o.minimums`)
-    /// point at the group's first block; otherwise the offset is `o.zeroPoint`.
-    static func row(_ o: TileOperands) {
+    /// 16 interleaved 4-bit rows × 1 activation row: out[0…15]. `o.codes`, `o.scales` (and
+    /// `o.minimums`) point at the group's first block; otherwise the offset is `o.zeroPoint`.
+    static func int4Row(_ o: TileOperands) {
         o.minimums == nil ? row(o, minimums: false) : row(o, minimums: true)
     }
 
@@ -76,11 +83,11 @@ enum InterleavedInt4KernelsAVX2 {
         _mm256_storeu_ps(o.out + 8, acc1)
     }
 
-    /// One group against up to 4 activation rows (rows past `actRows` repeat the last one):
-    /// out[16 t + r] for activation row t. Rows 0…7 and 8…15 go in two passes (the 4 tokens'
+    /// 16 interleaved 4-bit rows × up to 4 activation rows (rows past `actRows` repeat the last
+    /// one): out[16 t + r] for activation row t. Rows 0…7 and 8…15 go in two passes (the 4 tokens'
     /// 16-bit sums and float accumulators fill 8 of AVX2's 16 registers); each half-vector of
     /// codes is loaded and unpacked once for the 4 tokens.
-    static func tile(_ o: TileOperands) {
+    static func int4Tile(_ o: TileOperands) {
         o.minimums == nil ? tile(o, minimums: false) : tile(o, minimums: true)
     }
 
@@ -120,6 +127,58 @@ enum InterleavedInt4KernelsAVX2 {
             if o.actRows > 1 { _mm256_storeu_ps(out + 16, acc1) }
             if o.actRows > 2 { _mm256_storeu_ps(out + 32, acc2) }
             if o.actRows > 3 { _mm256_storeu_ps(out + 48, acc3) }
+        }
+    }
+
+    /// Σ_j q·a over one 8-bit code vector (half of vector k: 8 rows), given as |q| and q, against
+    /// activation dword `word`, added to the 32-bit lane sums: |q| ≤ 128 is unsigned, a carries
+    /// q's sign (a ≠ −128, so negating it is exact).
+    @inline(__always) static func add8(_ sum: inout __m256i, _ magnitude: __m256i, _ q: __m256i, _ word: __m256i, _ ones: __m256i) {
+        let products = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(word, q))
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, ones))
+    }
+
+    /// 16 interleaved 8-bit rows × 1 activation row: out[0…15] (offset `o.zeroPoint`).
+    static func int8Row(_ o: TileOperands) { int8(o, tokens: 1) }
+    /// 16 interleaved 8-bit rows × up to 4 activation rows: out[16 t + r].
+    static func int8Tile(_ o: TileOperands) { int8(o, tokens: 4) }
+
+    /// Rows 0…7 and 8…15 in two passes; `tokens` (1 or 4) is a constant at each call.
+    @inline(__always) static func int8(_ o: TileOperands, tokens: Int) {
+        let z = Float(o.zeroPoint)
+        let a = (o.actRow(0), o.actRow(1), o.actRow(2), o.actRow(3))
+        let bias = _mm256_set1_epi8(-128), ones = _mm256_set1_epi16(1)
+        for half in 0..<2 {
+            var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps()
+            for b in 0..<o.blocks {
+                let p = o.codes + b * 512 + 32 * half
+                var sum0 = _mm256_setzero_si256(), sum1 = _mm256_setzero_si256(), sum2 = _mm256_setzero_si256(), sum3 = _mm256_setzero_si256()
+                @inline(__always) func word(_ act: ActRow, _ k: Int) -> __m256i {
+                    _mm256_set1_epi32(UnsafeRawPointer(act.codes + 32 * b).loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
+                }
+                for k in 0..<8 {
+                    if half == 0 { sculpt_prefetch(p + 64 * k + prefetchBytes) }
+                    let q = _mm256_xor_si256(load(p + 64 * k), bias), magnitude = _mm256_abs_epi8(q)
+                    add8(&sum0, magnitude, q, word(a.0, k), ones)
+                    if tokens > 1 {
+                        add8(&sum1, magnitude, q, word(a.1, k), ones)
+                        add8(&sum2, magnitude, q, word(a.2, k), ones)
+                        add8(&sum3, magnitude, q, word(a.3, k), ones)
+                    }
+                }
+                let d = halves(o.scales + 16 * b + 8 * half)
+                @inline(__always) func accumulate(_ sum: __m256i, _ act: ActRow, _ acc: inout __m256) {
+                    let scaled = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(act.scales[b]), _mm256_set1_ps(-z * act.sums[b]))
+                    acc = _mm256_fmadd_ps(d, scaled, acc)
+                }
+                accumulate(sum0, a.0, &acc0)
+                if tokens > 1 { accumulate(sum1, a.1, &acc1); accumulate(sum2, a.2, &acc2); accumulate(sum3, a.3, &acc3) }
+            }
+            let out = o.out + 8 * half
+            _mm256_storeu_ps(out, acc0)
+            if tokens > 1 && o.actRows > 1 { _mm256_storeu_ps(out + 16, acc1) }
+            if tokens > 1 && o.actRows > 2 { _mm256_storeu_ps(out + 32, acc2) }
+            if tokens > 1 && o.actRows > 3 { _mm256_storeu_ps(out + 48, acc3) }
         }
     }
 }
