@@ -100,7 +100,8 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
         }
     }
 
-    /// Group g of an interleaved matrix on the AVX-512 VNNI kernels: 16 rows × up to 4 tokens a call.
+    /// Group g of an interleaved matrix on the AVX-512 VNNI or AVX2 kernels: 16 rows × up to 4
+    /// tokens a call.
     func interleavedGroup(_ g: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
         let n0 = g * 16
         var t0 = 0
@@ -112,34 +113,15 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
                                  actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
                                  actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + n0 * blocksPerRow }, zeroPoints: nil, zeroPoint: zeroPoint,
                                  blocks: blocks, out: sums)
-            switch (bits, actRows) {
-            case (4, 1): InterleavedBlockKernelsAVX512.int4Row(o)
-            case (4, _): InterleavedBlockKernelsAVX512.int4Tile(o)
-            case (_, 1): InterleavedBlockKernelsAVX512.int8Row(o)
-            case (_, _): InterleavedBlockKernelsAVX512.int8Tile(o)
-            }
-            write(sums, firstOutput: n0, outputs: outputs, token: t0, tokens: actRows, tokenMajor: true)
-            t0 += actRows
-        }
-    }
-
-    /// Group g of an interleaved matrix on the AVX2 path: 16 rows × up to 4 tokens a call.
-    func interleavedGroupAVX2(_ g: Int, outputs: Int, sums: UnsafeMutablePointer<Float>) {
-        let n0 = g * 16
-        var t0 = 0
-        while t0 < rows {
-            let actRows = min(rows - t0, 4)
-            let o = TileOperands(codes: codes + n0 * codeBytesPerRow, codeStride: codeBytesPerRow,
-                                 scales: scales + n0 * blocksPerRow, scaleStride: blocksPerRow, weightRows: 16,
-                                 acts: actCodes + t0 * blocks * 32, actStride: blocks * 32,
-                                 actScales: actScales + t0 * blocks, actScaleStride: blocks, actRows: actRows,
-                                 actSums: actSums + t0 * blocks, minimums: minimums.map { $0 + n0 * blocksPerRow }, zeroPoints: nil, zeroPoint: zeroPoint,
-                                 blocks: blocks, out: sums)
-            switch (bits, actRows) {
-            case (4, 1): InterleavedBlockKernelsAVX2.int4Row(o)
-            case (4, _): InterleavedBlockKernelsAVX2.int4Tile(o)
-            case (_, 1): InterleavedBlockKernelsAVX2.int8Row(o)
-            case (_, _): InterleavedBlockKernelsAVX2.int8Tile(o)
+            switch (path == .avx512vnni, bits, actRows) {
+            case (true, 4, 1): InterleavedBlockKernelsAVX512.int4Row(o)
+            case (true, 4, _): InterleavedBlockKernelsAVX512.int4Tile(o)
+            case (true, _, 1): InterleavedBlockKernelsAVX512.int8Row(o)
+            case (true, _, _): InterleavedBlockKernelsAVX512.int8Tile(o)
+            case (false, 4, 1): InterleavedBlockKernelsAVX2.int4Row(o)
+            case (false, 4, _): InterleavedBlockKernelsAVX2.int4Tile(o)
+            case (false, _, 1): InterleavedBlockKernelsAVX2.int8Row(o)
+            case (false, _, _): InterleavedBlockKernelsAVX2.int8Tile(o)
             }
             write(sums, firstOutput: n0, outputs: outputs, token: t0, tokens: actRows, tokenMajor: true)
             t0 += actRows
@@ -154,10 +136,8 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
                     rowTiles(codes + tile * 4 * codeBytesPerRow, scales + tile * 4 * blocksPerRow, minimums.map { $0 + tile * 4 * blocksPerRow },
                              firstOutput: tile * 4, outputs: min(4, outFeatures - tile * 4), sums: sums)
                 }
-            } else if path == .avx512vnni {
+            } else if path == .avx512vnni || (path == .avx2 && (bits == 4 || minimums == nil)) {
                 for g in range { interleavedGroup(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
-            } else if path == .avx2 && (bits == 4 || minimums == nil) {
-                for g in range { interleavedGroupAVX2(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
             } else {
                 // A narrower path on an interleaved matrix (a test, or a path forced after loading):
                 // each group unpacked back into rows first.

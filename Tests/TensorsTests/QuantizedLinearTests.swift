@@ -104,16 +104,20 @@ final class QuantizedLinearTests: XCTestCase {
     }
 
     func testSerialAndThreadedSplitsAgree() {
-        let w = Self.ggmlMatrix(type: 2, rows: 256, columns: 512, seed: 3)
-        let x = GradientCheck.random([6, 512], seed: 4)
-        let serial = Tensor(zeros: [6, 256]), threaded = Tensor(zeros: [6, 256])
+        Self.assertSerialAndThreadedSplitsAgree(Self.ggmlMatrix(type: 2, rows: 256, columns: 512, seed: 3), tokens: 6)
+    }
+
+    /// One thread and all of them give the same product (to float rounding: the splits differ).
+    static func assertSerialAndThreadedSplitsAgree(_ w: BlockQuantizedMatrix, tokens: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let x = GradientCheck.random([tokens, w.columns], seed: 4)
+        let serial = Tensor(zeros: [tokens, w.rows]), threaded = Tensor(zeros: [tokens, w.rows])
         let saved = quantizedLinearSerialWork
+        defer { quantizedLinearSerialWork = saved }
         quantizedLinearSerialWork = .max
-        quantizedLinear(out: serial.data, input: x.data, weight: w, rows: 6, inFeatures: 512, outFeatures: 256)
+        quantizedLinear(out: serial.data, input: x.data, weight: w, rows: tokens, inFeatures: w.columns, outFeatures: w.rows)
         quantizedLinearSerialWork = 0
-        quantizedLinear(out: threaded.data, input: x.data, weight: w, rows: 6, inFeatures: 512, outFeatures: 256)
-        quantizedLinearSerialWork = saved
-        for i in 0..<serial.count { XCTAssertEqual(serial[i], threaded[i], accuracy: 1e-5 * max(1, abs(serial[i]))) }
+        quantizedLinear(out: threaded.data, input: x.data, weight: w, rows: tokens, inFeatures: w.columns, outFeatures: w.rows)
+        for i in 0..<serial.count { XCTAssertEqual(serial[i], threaded[i], accuracy: 1e-5 * max(1, abs(serial[i])), file: file, line: line) }
     }
 
     func testActivationQuantizationRoundsWithinHalfAStep() {
@@ -218,14 +222,6 @@ final class QuantizedLinearTests: XCTestCase {
     func testSerialAndThreadedSplitsAgreeOnInterleavedRows() {
         let w = Self.ggmlMatrix(type: 8, rows: 256, columns: 512, seed: 5)
         w.interleaveRows()
-        let x = GradientCheck.random([5, 512], seed: 6)
-        let serial = Tensor(zeros: [5, 256]), threaded = Tensor(zeros: [5, 256])
-        let saved = quantizedLinearSerialWork
-        quantizedLinearSerialWork = .max
-        quantizedLinear(out: serial.data, input: x.data, weight: w, rows: 5, inFeatures: 512, outFeatures: 256)
-        quantizedLinearSerialWork = 0
-        quantizedLinear(out: threaded.data, input: x.data, weight: w, rows: 5, inFeatures: 512, outFeatures: 256)
-        quantizedLinearSerialWork = saved
-        for i in 0..<serial.count { XCTAssertEqual(serial[i], threaded[i], accuracy: 1e-5 * max(1, abs(serial[i]))) }
+        Self.assertSerialAndThreadedSplitsAgree(w, tokens: 5)
     }
 }
