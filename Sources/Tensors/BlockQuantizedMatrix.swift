@@ -173,34 +173,33 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
                 o.storeBytes(of: low * d + m, as: SIMD16<Float>.self)
                 o.storeBytes(of: high * d + m, toByteOffset: 64, as: SIMD16<Float>.self)
             }
-            let done = n / 32 * 32
-            for c in done..<n { out[c] = scale(row: r, block: c / 32) * Float(code(r, c)) + additive(row: r, block: c / 32) }
-            return
-        }
-        // Interleaved: row r is lane r & 15 of its group's vectors, 4 codes per 32-bit lane.
-        let lane = (r & 15) * 4
-        for b in 0..<n / 32 {
-            let d = scale(row: r, block: b), m = additive(row: r, block: b)
-            let block = UnsafeRawPointer(codes + ((r >> 4) * blocksPerRow + b) * 16 * codeBytesPerBlock)
-            let o = out + b * 32
-            if bits == 8 {
-                // Vector k holds inputs 4k…4k+3, biased by 128.
-                for k in 0..<8 {
-                    let word = block.loadUnaligned(fromByteOffset: k * 64 + lane, as: UInt32.self)
-                    for i in 0..<4 { o[4 * k + i] = d * Float(Int8(bitPattern: UInt8(truncatingIfNeeded: word >> (8 * i)) ^ 0x80)) + m }
-                }
-            } else {
-                // Vector t holds inputs 8t…8t+3 in low nibbles and 8t+4…8t+7 in high ones.
-                for t in 0..<4 {
-                    let word = block.loadUnaligned(fromByteOffset: t * 64 + lane, as: UInt32.self)
-                    for i in 0..<4 {
-                        let byte = UInt8(truncatingIfNeeded: word >> (8 * i))
-                        o[8 * t + i] = d * Float(byte & 0x0F) + m
-                        o[8 * t + 4 + i] = d * Float(byte >> 4) + m
+        } else {
+            // Interleaved: row r is lane r & 15 of its group's vectors, 4 codes per 32-bit lane.
+            let lane = (r & 15) * 4
+            for b in 0..<n / 32 {
+                let d = scale(row: r, block: b), m = additive(row: r, block: b)
+                let block = UnsafeRawPointer(codes + ((r >> 4) * blocksPerRow + b) * 16 * codeBytesPerBlock)
+                let o = out + b * 32
+                if bits == 8 {
+                    // Vector k holds inputs 4k…4k+3, biased by 128.
+                    for k in 0..<8 {
+                        let word = block.loadUnaligned(fromByteOffset: k * 64 + lane, as: UInt32.self)
+                        for i in 0..<4 { o[4 * k + i] = d * Float(Int8(bitPattern: UInt8(truncatingIfNeeded: word >> (8 * i)) ^ 0x80)) + m }
+                    }
+                } else {
+                    // Vector t holds inputs 8t…8t+3 in low nibbles and 8t+4…8t+7 in high ones.
+                    for t in 0..<4 {
+                        let word = block.loadUnaligned(fromByteOffset: t * 64 + lane, as: UInt32.self)
+                        for i in 0..<4 {
+                            let byte = UInt8(truncatingIfNeeded: word >> (8 * i))
+                            o[8 * t + i] = d * Float(byte & 0x0F) + m
+                            o[8 * t + 4 + i] = d * Float(byte >> 4) + m
+                        }
                     }
                 }
             }
         }
+        // A partial last block (an input narrower than a block), a code at a time.
         for c in n / 32 * 32..<n { out[c] = scale(row: r, block: c / 32) * Float(code(r, c)) + additive(row: r, block: c / 32) }
     }
 

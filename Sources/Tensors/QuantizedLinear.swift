@@ -7,21 +7,23 @@ import QuantizedKernelsAVX512
 //
 //     y_t,n = Σ_b [ d_n,b · d_t,b · Σ_j q_n,b,j · a_t,b,j  +  m_n,b · S_t,b ]
 //
-// from an integer kernel (Int4/Int8BlockKernels, on the path KernelPath chose) that also adds
-// the additive terms (zero points, Q4_1 minimums) in vectors. Threads split the weight rows, in
-// tiles of 4 (groups of 16 for an interleaved matrix); a product too small to pay for a second
-// thread runs on one. The AVX2 path reads interleaved matrices too (InterleavedBlockKernelsAVX2); a
-// matrix left in rows (per-block zero points) it multiplies, from 48 token rows, through SGEMM on
-// dequantized panels of the weight (`panelProduct`): the same values, summed in another order.
+// from an integer kernel on the path KernelPath chose, which also adds the additive terms (zero
+// points, Q4_1 minimums) in vectors: for an interleaved matrix (BlockQuantizedMatrix.interleaveRows)
+// InterleavedBlockKernelsAVX512 or InterleavedBlockKernelsAVX2, 16 rows a call; for a matrix left in
+// rows (per-block zero points) Int4/Int8BlockKernels, 4 rows a call, and on AVX2 from 48 token rows
+// SGEMM on dequantized panels of the weight (`panelProduct`: the same values, summed in another
+// order). The scalar reference unpacks interleaved groups into rows. Threads split the weight rows,
+// by groups or tiles; a product too small to pay for a second thread runs on one.
 
 /// Multiply-accumulates below which a product stays on one thread (a few microseconds of work:
 /// waking a second core costs about as much).
 public var quantizedLinearSerialWork = 1 << 16
 
 /// Token rows from which the AVX2 path computes a product through SGEMM on dequantized panels of
-/// the weight (see `panelProduct`); 0 turns the route off. Measured on SmolLM2 (AVX2 path, OpenBLAS's
-/// Haswell kernels, 2 threads): prefill 32 tokens 391 tokens/s on the integer kernels against 319
-/// through panels, 48: 371 against 391, 128: 398 against 575.
+/// a matrix left in rows (see `panelProduct`); 0 turns the route off. Measured on SmolLM2 while its
+/// matrices were still read in rows on AVX2 (OpenBLAS's Haswell kernels, 2 threads): prefill 32
+/// tokens 391 tokens/s on the row kernels against 319 through panels, 48: 371 against 391, 128: 398
+/// against 575.
 public var quantizedLinearPanelRows = 48
 
 /// out = scale · input · Wᵀ (+ out when `accumulate`), for the first `outFeatures` rows and
@@ -139,8 +141,8 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
             } else if path == .avx512vnni || (path == .avx2 && (bits == 4 || minimums == nil)) {
                 for g in range { interleavedGroup(g, outputs: min(16, outFeatures - g * 16), sums: sums) }
             } else {
-                // A narrower path on an interleaved matrix (a test, or a path forced after loading):
-                // each group unpacked back into rows first.
+                // The scalar reference on an interleaved matrix (or an 8-bit one with minimums, which
+                // no format has): each group unpacked back into rows first.
                 let groupCodes = UnsafeMutableRawPointer.allocate(byteCount: 16 * codeBytesPerRow, alignment: 64)
                 let groupScales = UnsafeMutablePointer<Float16>.allocate(capacity: 32 * blocksPerRow)
                 defer { groupCodes.deallocate(); groupScales.deallocate() }
@@ -168,12 +170,12 @@ public func quantizedLinear(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     }
 }
 
-/// The same product for many token rows on CPUs without VNNI: the 8-bit activations dequantized
-/// once, the weight dequantized 256 rows at a time, each panel multiplied by SGEMM. Without VNNI
-/// an integer multiply-add of 8-bit codes takes two instructions per 16 (vpmaddubsw, vpmaddwd) and
-/// a widening step; an FMA does 8 in one, so from some 48 token rows on (where dequantizing a
-/// weight once is paid back) Float32 products of the same values are faster: prefill 512 on
-/// SmolLM2 went from about 360 to 600+ tokens/s on the AVX2 path. The values multiplied are the
+/// The same product for many token rows of a matrix left in rows, on CPUs without VNNI: the 8-bit
+/// activations dequantized once, the weight dequantized 256 rows at a time, each panel multiplied
+/// by SGEMM. The row kernels spend a multiply, a widening and horizontal sums per block and row; an
+/// FMA does 8 multiply-adds in one, so from some 48 token rows on (where dequantizing a weight once
+/// is paid back) Float32 products of the same values are faster: prefill 512 on SmolLM2, in rows,
+/// went from about 360 to 600+ tokens/s on the AVX2 path. The values multiplied are the
 /// same as the integer kernels' (y = Σ_b d_w·d_a·Σ_j q·a + m·S), only summed in another order.
 func panelProduct(out: UnsafeMutablePointer<Float>, acts: QuantizedActivations, weight w: BlockQuantizedMatrix,
                   rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool, scale: Float) {

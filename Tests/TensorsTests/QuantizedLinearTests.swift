@@ -171,11 +171,11 @@ final class QuantizedLinearTests: XCTestCase {
              ("INT8 g32 sym", { Self.gridMatrix(bits: 8, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) })]
         // (tokens, outputs, rows, columns, inputs): a whole matrix, a partial last group, a
         // narrower input (elastic width), 5 tokens (a tile of 4 and one), SmolLM2's width.
-        // Every path runs on them: AVX-512 VNNI and (4-bit) AVX2 on kernels of their own, the
-        // others unpacking a group at a time.
+        // Every path runs on them: AVX-512 VNNI and AVX2 on interleaved kernels of their own, the
+        // scalar reference unpacking a group at a time.
         let shapes: [(tokens: Int, out: Int, rows: Int, columns: Int, inFeatures: Int)] =
             [(1, 32, 32, 64, 64), (3, 29, 32, 96, 96), (5, 48, 48, 576, 544), (4, 16, 16, 1536, 1536), (1, 40, 48, 576, 576), (6, 17, 32, 32, 32),
-             // Enough tokens for the AVX2 path's SGEMM on panels, dequantized from the groups.
+             // Many tokens: twelve tiles of 4 (an interleaved matrix never takes AVX2's SGEMM panels).
              (48, 40, 48, 96, 64)]
         for (name, make) in formats {
             for (i, s) in shapes.enumerated() {
