@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Transformer", "Tensors"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Evaluation", "Transformer", "Tensors"]),
-        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Tensors"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Evaluation", "Tensors"]),
     ],
     // Swift 5 mode: the kernel shares lock-guarded state across its threads by design
     // (sockets on the main thread, execution on a worker), which strict checking cannot see.

@@ -5,43 +5,53 @@ import Workbench
 
 extension CommandTable {
     static let taskCommands: [Command] = [
-        Command("data tasks", summary: "Load multiple-choice tasks (BIG-bench task.json) for `eval accuracy`",
-                details: "Names are the BIG-bench tasks the set-up fetches into ~/.cache/sculpt/tasks: "
-                    + MultipleChoiceTask.fetched.joined(separator: ", ") + ". A path names a task.json (or its directory). Tasks "
-                    + "made of subtasks (arithmetic, elementary_math_qa, cause_and_effect) load as their subtasks. Prompts follow "
-                    + "BIG-bench: task prefix, `\\nQ: ` input, the choices listed after `\\n  choice: ` in BIG-bench's order, `\\nA: ` "
-                    + "(or the file's own prefixes). BIG-bench's canary asks that these files never be trained on: evaluate only.",
+        Command("data tasks", summary: "Load multiple-choice tasks for `eval accuracy`: generated from Austen, BIG-bench's, or a task.json; alone, list them",
+                details: "Generated from the Austen novels that ship with Sculpt (always there): "
+                    + AustenTasks.names.map { "`\($0)`: " + AustenTasks.describe($0) }.joined(separator: "; ")
+                    + ". Their test split is Persuasion; `split=train` takes the other five novels instead (what `data examples` "
+                    + "trains on). BIG-bench's tasks (" + MultipleChoiceTask.bigBench.joined(separator: ", ") + ") load by name when "
+                    + "`scripts/fetch_data.py bigbench` has put them in ~/.cache/sculpt/tasks (optional). A path names a task.json "
+                    + "(or its directory). Tasks made of subtasks (arithmetic, elementary_math_qa, cause_and_effect) load as their "
+                    + "subtasks. BIG-bench prompts follow BIG-bench: task prefix, `\\nQ: ` input, the choices listed after "
+                    + "`\\n  choice: ` in BIG-bench's order, `\\nA: ` (or the file's own prefixes); BIG-bench's canary asks that its "
+                    + "files never be trained on: evaluate only. With no task named, lists every task and whether it is here.",
                 arguments: [
-                    .positional("tasks", .words, help: "task names or paths, separated by spaces or commas"),
+                    .positional("tasks", .words, required: false, help: "task names or paths, separated by spaces or commas"),
                     .option("limit", .integer(1...1_000_000), help: "keep the first N examples of each (sub)task"),
+                    .option("split", .choice(AustenTasks.Split.allCases.map(\.rawValue)), help: "generated tasks: test (Persuasion, the default) or train (the other novels)"),
                 ],
-                examples: ["data tasks arithmetic", "data tasks social_iqa strategyqa winowhy limit=200", "data tasks ~/my_task/task.json"]) { arguments, context in
+                examples: ["data tasks", "data tasks austen_lambada austen_next_sentence limit=200", "data tasks austen_lambada split=train",
+                           "data tasks ~/my_task/task.json"]) { arguments, context in
             let sources = (arguments.text("tasks") ?? "").split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
-            guard !sources.isEmpty else { throw CommandError(.missingArgument, "`data tasks` needs task names or paths, e.g. `data tasks arithmetic`") }
-            var tasks = try context.session.loadTasks(sources)
-            if let limit = arguments.integer("limit") {
-                tasks = tasks.map { var t = $0; t.examples = Array(t.examples.prefix(limit)); return t }
-                context.session.useTasks(tasks)
-            }
-            return taskCard(tasks)
+            guard !sources.isEmpty else { return try taskList() }
+            let split = arguments.text("split").flatMap(AustenTasks.Split.init(rawValue:))
+            return taskCard(try context.session.loadTasks(sources, split: split, limit: arguments.integer("limit")))
         },
 
-        Command("data examples", summary: "Prompt/answer examples for `train` (loss on the answer only): a JSONL file, or generated arithmetic",
-                details: "`arithmetic` makes `count` questions in BIG-bench's arithmetic format from the session's seed, leaving out "
-                    + "every question BIG-bench's own arithmetic files ask (when the set-up fetched them), so training never sees "
-                    + "what `eval accuracy` judges. A path names a JSONL file of {\"prompt\": …, \"answer\": …} lines. `train` then "
+        Command("data examples", summary: "Prompt/answer examples for `train` (loss on the answer only): a generated task's train split, arithmetic, or a JSONL file",
+                details: "A generated task (" + AustenTasks.names.joined(separator: ", ") + ") gives the first `count` examples of its "
+                    + "train split (five novels; its test split, Persuasion, is never trained on): the prompt as `eval accuracy` "
+                    + "renders it, the correct choice as the answer. `arithmetic` makes `count` questions in BIG-bench's arithmetic "
+                    + "format from the session's seed, leaving out every question BIG-bench's own arithmetic files ask (when they "
+                    + "are in the cache). A path names a JSONL file of {\"prompt\": …, \"answer\": …} lines. `train` then "
                     + "learns from these instead of the text (unless given `split=`), holding out the last tenth for validation.",
                 arguments: [
-                    .positional("source", .text, help: "`arithmetic` or the path of a .jsonl file"),
-                    .option("count", .integer(2...1_000_000), default: "2000", help: "questions to generate (arithmetic)"),
+                    .positional("source", .text, help: AustenTasks.names.map { "`\($0)`" }.joined(separator: ", ") + ", `arithmetic` or the path of a .jsonl file"),
+                    .option("count", .integer(2...1_000_000), default: "2000", help: "examples to take (a generated task) or questions to generate (arithmetic)"),
                     .option("digits", .integer(1...5), default: "2", help: "largest operand size in digits (arithmetic)"),
+                    .option("save", .text, help: "also write the examples to this path as JSONL, the form a path here reads (for PEFT or other tools)"),
                 ],
-                examples: ["data examples arithmetic count=2000", "data examples ~/qa.jsonl"]) { arguments, context in
+                examples: ["data examples austen_lambada count=2000", "data examples arithmetic count=2000",
+                           "data examples austen_lambada save=lambada_train.jsonl", "data examples ~/qa.jsonl"]) { arguments, context in
             let source = arguments.text("source") ?? ""
             let pairs: [(prompt: String, answer: String)]
             let name: String
             var excluded = 0
-            if source.lowercased() == "arithmetic" {
+            if AustenTasks.names.contains(source) {
+                let task = try AustenTasks.task(source, split: .train, corpus: try TextCorpus.austen())
+                pairs = task.examples.prefix(arguments.integer("count")!).map { (task.format.prompt($0), $0.answer) }
+                name = task.name
+            } else if source.lowercased() == "arithmetic" {
                 let bigBench = Set(((try? MultipleChoiceTask.load("arithmetic")) ?? []).flatMap { $0.examples.map(\.input) })
                 excluded = bigBench.count
                 let generated = ArithmeticExamples.generate(count: arguments.integer("count")!, maxDigits: arguments.integer("digits")!,
@@ -52,14 +62,16 @@ extension CommandTable {
                 pairs = try ExampleFile.load(source)
                 name = URL(fileURLWithPath: source).lastPathComponent
             }
+            if let path = arguments.text("save") { try ExampleFile.save(pairs, to: path) }
             try context.session.useExamples(name: name, pairs: pairs)
             let sample = pairs[0]
             let rows: [[String]] = [
                 ["examples", "\(pairs.count) (\(max(1, pairs.count / 10)) held out for validation)"],
-                ["excluded", source.lowercased() == "arithmetic" ? (excluded > 0 ? "the \(excluded) questions of BIG-bench's arithmetic" : "none: BIG-bench's arithmetic is not in the cache") : "—"],
+                ["excluded", AustenTasks.names.contains(source) ? "Persuasion: the test split is never trained on"
+                    : source.lowercased() == "arithmetic" ? (excluded > 0 ? "the \(excluded) questions of BIG-bench's arithmetic" : "none: BIG-bench's arithmetic is not in the cache") : "—"],
                 ["prompt (first)", sample.prompt.replacingOccurrences(of: "\n", with: "⏎")],
                 ["answer (first)", sample.answer],
-            ]
+            ] + (arguments.text("save").map { [["saved as", ($0 as NSString).expandingTildeInPath]] } ?? [])
             return Table(title: "Training examples: \(name)", columns: ["", "value"], rows: rows).bundle
         },
 
@@ -94,16 +106,35 @@ extension CommandTable {
         },
     ]
 
+    /// Every task `data tasks` knows by name, with its size and whether it is here.
+    static func taskList() throws -> MimeBundle {
+        var rows = [[String]]()
+        let corpus = Result { try TextCorpus.austen() }
+        for name in AustenTasks.names {
+            let sizes = AustenTasks.Split.allCases.map { split in
+                (try? AustenTasks.task(name, split: split, corpus: try corpus.get())).map { "\($0.examples.count)" } ?? "—"
+            }
+            rows.append([name, "generated (Austen)", sizes[1], sizes[0], (try? corpus.get()) == nil ? "no: the Austen text is not in the cache (scripts/setup.sh)" : "yes",
+                         AustenTasks.describe(name)])
+        }
+        for name in MultipleChoiceTask.bigBench {
+            rows.append([name, "BIG-bench", "", "", MultipleChoiceTask.isCached(name) ? "yes" : "no (optional: scripts/fetch_data.py bigbench)", "evaluate only (canary)"])
+        }
+        return Table(title: "Tasks by name (`data tasks NAME…`; any task.json by path)",
+                     columns: ["task", "kind", "test examples", "train examples", "here", "what"],
+                     alignments: [.left, .left, .right, .right, .left, .left], rows: rows).bundle
+    }
+
     static func taskCard(_ tasks: [MultipleChoiceTask]) -> MimeBundle {
         var rows = tasks.map { t -> [String] in
             [t.name, String(t.examples.count), String(format: "%.1f", Double(t.examples.map(\.choices.count).reduce(0, +)) / Double(max(1, t.examples.count))),
-             String(format: "%.1f%%", 100 * t.chance)]
+             String(format: "%.1f%%", 100 * t.chance), t.source]
         }
         if tasks.count > 1 {
-            rows.append(["all", String(tasks.reduce(0) { $0 + $1.examples.count }), "", ""])
+            rows.append(["all", String(tasks.reduce(0) { $0 + $1.examples.count }), "", "", ""])
         }
-        let table = Table(title: "Tasks: \(tasks.count) loaded", columns: ["task", "examples", "choices (mean)", "chance"],
-                          alignments: [.left, .right, .right, .right], rows: rows)
+        let table = Table(title: "Tasks: \(tasks.count) loaded", columns: ["task", "examples", "choices (mean)", "chance", "source"],
+                          alignments: [.left, .right, .right, .right, .left], rows: rows)
         // One rendered example, exactly as the model reads it.
         let first = tasks[0]
         let example = first.examples[0]
@@ -117,24 +148,28 @@ extension CommandTable {
 
     static func accuracyTable(_ results: [MultipleChoiceScoring.TaskResult], total: Int, interrupted: Bool, shots: Int) -> MimeBundle {
         func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
+        // LAMBADA-style tasks also report greedy exact match; the column shows only where one does.
+        let showsGreedy = results.contains { $0.greedyAccuracy != nil }
         var rows = results.map { r -> [String] in
             [r.name, "\(r.count)" + (r.count < r.available ? " of \(r.available)" : ""),
              percent(r.accuracy) + " ± " + percent(r.accuracyStandardError),
-             percent(r.normalizedAccuracy) + " ± " + percent(r.normalizedStandardError),
-             percent(r.chance), String(format: "%.1f", r.seconds)]
+             percent(r.normalizedAccuracy) + " ± " + percent(r.normalizedStandardError)]
+                + (showsGreedy ? [r.greedyAccuracy.map { percent($0) + " ± " + percent(r.greedyStandardError ?? 0) } ?? "—"] : [])
+                + [percent(r.chance), String(format: "%.1f", r.seconds)]
         }
         // A task split into subtasks: BIG-bench reports the unweighted mean of its subtasks.
         let parents = Dictionary(grouping: results.filter { $0.name.contains(":") }, by: { String($0.name.split(separator: ":")[0]) })
         for (parent, members) in parents.sorted(by: { $0.key < $1.key }) where members.count > 1 {
             func mean(_ f: (MultipleChoiceScoring.TaskResult) -> Double) -> Double { members.map(f).reduce(0, +) / Double(members.count) }
             rows.append(["\(parent) (mean of \(members.count) subtasks)", String(members.reduce(0) { $0 + $1.count }),
-                         percent(mean(\.accuracy)), percent(mean(\.normalizedAccuracy)), percent(mean(\.chance)),
-                         String(format: "%.1f", members.reduce(0) { $0 + $1.seconds })])
+                         percent(mean(\.accuracy)), percent(mean(\.normalizedAccuracy))] + (showsGreedy ? [""] : [])
+                         + [percent(mean(\.chance)), String(format: "%.1f", members.reduce(0) { $0 + $1.seconds })])
         }
         let scored = results.reduce(0) { $0 + $1.count }
         let title = "Multiple-choice accuracy, \(shots)-shot: \(scored) examples"
             + (interrupted ? " (interrupted after \(scored) of \(total))" : "") + " · acc: most likely choice; acc_norm: per character"
-        return Table(title: title, columns: ["task", "examples", "acc ± s.e.", "acc_norm ± s.e.", "chance", "seconds"],
-                     alignments: [.left, .right, .right, .right, .right, .right], rows: rows).bundle
+            + (showsGreedy ? "; greedy: the answer is what greedy decoding writes" : "")
+        let columns = ["task", "examples", "acc ± s.e.", "acc_norm ± s.e."] + (showsGreedy ? ["greedy ± s.e."] : []) + ["chance", "seconds"]
+        return Table(title: title, columns: columns, alignments: [.left] + Array(repeating: .right, count: columns.count - 1), rows: rows).bundle
     }
 }

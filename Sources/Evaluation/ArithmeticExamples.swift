@@ -74,4 +74,24 @@ public enum ExampleFile {
         guard !out.isEmpty else { throw TaskError.empty(expanded) }
         return out
     }
+
+    /// Writes the pairs as the JSONL lines `load` reads, whole or not at all (through PATH.partial).
+    public static func save(_ pairs: [(prompt: String, answer: String)], to path: String) throws {
+        let expanded = (path as NSString).expandingTildeInPath
+        var text = ""
+        for pair in pairs {
+            let line = try JSONSerialization.data(withJSONObject: ["prompt": pair.prompt, "answer": pair.answer], options: [.sortedKeys, .withoutEscapingSlashes])
+            text += String(decoding: line, as: UTF8.self) + "\n"
+        }
+        let partial = expanded + ".partial"
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: partial))
+            guard rename(partial, expanded) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            let directory = (expanded as NSString).deletingLastPathComponent
+            throw TaskError.unwritable(path: expanded, reason: FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory)
+                                        ? error.localizedDescription : "no directory \(directory)")
+        }
+    }
 }

@@ -35,9 +35,21 @@ public enum MultipleChoiceScoring {
         public var accuracyStandardError: Double
         public var normalizedAccuracy: Double
         public var normalizedStandardError: Double
+        /// The share of examples whose correct choice is the greedy continuation, for tasks that
+        /// report it (`MultipleChoiceTask.scoresGreedy`).
+        public var greedyAccuracy: Double?
+        public var greedyStandardError: Double?
         public var chance: Double
         public var choices: Double
         public var seconds: Double
+    }
+
+    /// One choice's score: its log-likelihood after the prompt, and whether every one of its
+    /// tokens is the most likely token at its position (greedy decoding would write it; LAMBADA's
+    /// exact match, lm-eval's `is_greedy`).
+    public struct ChoiceScore: Sendable, Equatable {
+        public var logLikelihood: Double
+        public var isGreedy: Bool
     }
 
     public struct Progress: Sendable {
@@ -53,13 +65,13 @@ public enum MultipleChoiceScoring {
         return tokens.isEmpty ? [tokenizer.bosID ?? tokenizer.eosID ?? 0] : tokens
     }
 
-    /// Log-likelihood of each choice after the prompt. The prompt runs once (its keys and values
-    /// cached); the choices then run as one batch of continuations over it, so a question with
-    /// seven choices costs one prompt and seven short continuations, not seven prompts.
-    /// log p(c₀ | prompt) comes from the prompt's last position, log p(cₜ₊₁ | prompt, c≤ₜ) from
-    /// continuation row t. Prompts that do not fit the context with the choice take the batched
-    /// path below, which keeps the prompt's end.
-    public static func logLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [Double] {
+    /// Log-likelihood of each choice after the prompt, and whether it is the greedy continuation.
+    /// The prompt runs once (its keys and values cached); the choices then run as one batch of
+    /// continuations over it, so a question with seven choices costs one prompt and seven short
+    /// continuations, not seven prompts. log p(c₀ | prompt) comes from the prompt's last position,
+    /// log p(cₜ₊₁ | prompt, c≤ₜ) from continuation row t. Prompts that do not fit the context with
+    /// the choice take the batched path below, which keeps the prompt's end.
+    public static func logLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [ChoiceScore] {
         let longest = choices.map(\.count).max() ?? 0
         guard !prompt.isEmpty, prompt.count + longest <= model.config.contextLength, choices.allSatisfy({ !$0.isEmpty }) else {
             return batchedLogLikelihoods(model: model, prompt: prompt, choices: choices)
@@ -69,9 +81,10 @@ public enum MultipleChoiceScoring {
         let last = model.forward(tokens: prompt, batch: 1, seq: prompt.count, logits: .last, cache: cache)
         // First tokens: from the prompt's last logits, one row shared by every choice.
         let lse = Double(logSumExp(last.data, vocab))
-        var sums = choices.map { Double(last[Int($0[0])]) - lse }
+        let mostLikely = Int32(rowArgmax(last.data, vocab))
+        var scores = choices.map { ChoiceScore(logLikelihood: Double(last[Int($0[0])]) - lse, isGreedy: $0[0] == mostLikely) }
         let seq = longest - 1
-        guard seq > 0 else { return sums }
+        guard seq > 0 else { return scores }
         var tokens = [Int32](), scored = [Int](), targets = [Int32](), owner = [Int]()
         for (i, choice) in choices.enumerated() {
             tokens += Array(choice.prefix(seq)) + [Int32](repeating: choice[0], count: seq - min(seq, choice.count))
@@ -81,20 +94,16 @@ public enum MultipleChoiceScoring {
                 owner.append(i)
             }
         }
-        guard !scored.isEmpty else { return sums }
+        guard !scored.isEmpty else { return scores }
         let logits = model.forwardContinuations(tokens: tokens, batch: choices.count, seq: seq, cache: cache, logits: .rows(scored))
-        let losses = Tensor(zeros: [scored.count])
-        _ = targets.withUnsafeBufferPointer {
-            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: scored.count, vocab: vocab)
-        }
-        for (k, i) in owner.enumerated() { sums[i] -= Double(losses[k]) }
-        return sums
+        accumulate(into: &scores, logits: logits, targets: targets, owner: owner, vocab: vocab)
+        return scores
     }
 
     /// Every choice as its own row, prompt + choice, padded at the end (causal attention: padding
     /// after a row's last token changes nothing before it). Prompts longer than the context keep
     /// their end. The reference the cached path is checked against.
-    static func batchedLogLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [Double] {
+    static func batchedLogLikelihoods(model: LlamaModel, prompt: [Int32], choices: [[Int32]]) -> [ChoiceScore] {
         let context = model.config.contextLength
         let rows = choices.map { choice -> (tokens: [Int32], scoredFrom: Int) in
             let kept = Array(choice.prefix(context - 1))
@@ -113,15 +122,31 @@ public enum MultipleChoiceScoring {
                 owner.append(i)
             }
         }
-        var sums = [Double](repeating: 0, count: rows.count)
-        guard !scored.isEmpty else { return sums }
+        var scores = [ChoiceScore](repeating: ChoiceScore(logLikelihood: 0, isGreedy: true), count: rows.count)
+        guard !scored.isEmpty else { return scores }
         let logits = model.forward(tokens: tokens, batch: rows.count, seq: seq, logits: .rows(scored))
-        let losses = Tensor(zeros: [scored.count])
+        accumulate(into: &scores, logits: logits, targets: targets, owner: owner, vocab: model.config.vocabSize)
+        return scores
+    }
+
+    /// Adds log p(target) of each scored row to its choice, and clears the choice's `isGreedy`
+    /// where the row's most likely token is not the target.
+    static func accumulate(into scores: inout [ChoiceScore], logits: Tensor, targets: [Int32], owner: [Int], vocab: Int) {
+        let losses = Tensor(zeros: [targets.count])
         _ = targets.withUnsafeBufferPointer {
-            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: scored.count, vocab: model.config.vocabSize)
+            crossEntropyForward(losses: losses.data, logits: logits.data, targets: $0.baseAddress!, rows: targets.count, vocab: vocab)
         }
-        for (k, i) in owner.enumerated() { sums[i] -= Double(losses[k]) }
-        return sums
+        for (k, i) in owner.enumerated() {
+            scores[i].logLikelihood -= Double(losses[k])
+            if rowArgmax(logits.data + k * vocab, vocab) != Int(targets[k]) { scores[i].isGreedy = false }
+        }
+    }
+
+    /// The index of a row's largest logit (the first, on ties).
+    static func rowArgmax(_ row: UnsafeMutablePointer<Float>, _ count: Int) -> Int {
+        var best = 0
+        for j in 1..<count where row[j] > row[best] { best = j }
+        return best
     }
 
     /// Scores the tasks in order. An interrupt stops between examples and returns what was scored
@@ -135,16 +160,19 @@ public enum MultipleChoiceScoring {
         for task in tasks {
             let started = Date()
             let examples = Array(task.examples.prefix(p.limit ?? .max))
-            var plain = [Double](), normalized = [Double](), chance = [Double](), choiceCounts = [Double]()
+            var plain = [Double](), normalized = [Double](), greedy = [Double](), chance = [Double](), choiceCounts = [Double]()
             var interrupted = false
             for (index, example) in examples.enumerated() {
                 if cancellation?.isCancelled ?? false { interrupted = true; break }
                 let shots = shotExamples(for: index, in: task.examples, count: p.shots, seed: p.seed)
                 let prompt = promptTokens(task.format.prompt(example, shots: shots), tokenizer: model.tokenizer)
                 let choices = example.choices.map { model.tokenizer.encode($0) }
-                let ll = logLikelihoods(model: model, prompt: prompt, choices: choices)
+                let scores = logLikelihoods(model: model, prompt: prompt, choices: choices)
+                let ll = scores.map(\.logLikelihood)
                 let lengths = example.choices.map { Double(max(1, $0.unicodeScalars.count)) }
                 plain.append(example.scores[argmax(ll)])
+                // Greedy exact match: the best-scored correct choice is what greedy decoding writes.
+                greedy.append(example.scores.indices.contains { example.scores[$0] == 1 && scores[$0].isGreedy } ? 1 : 0)
                 normalized.append(example.scores[argmax(zip(ll, lengths).map { $0 / $1 })])
                 chance.append(example.chance)
                 choiceCounts.append(Double(example.choices.count))
@@ -155,6 +183,8 @@ public enum MultipleChoiceScoring {
                 results.append(TaskResult(name: task.name, count: plain.count, available: task.examples.count,
                                           accuracy: mean(plain), accuracyStandardError: standardError(plain),
                                           normalizedAccuracy: mean(normalized), normalizedStandardError: standardError(normalized),
+                                          greedyAccuracy: task.scoresGreedy ? mean(greedy) : nil,
+                                          greedyStandardError: task.scoresGreedy ? standardError(greedy) : nil,
                                           chance: mean(chance), choices: mean(choiceCounts), seconds: Date().timeIntervalSince(started)))
             }
             if interrupted { return (results, true) }

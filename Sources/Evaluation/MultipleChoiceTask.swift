@@ -8,12 +8,15 @@ public enum TaskError: Error, CustomStringConvertible, Equatable {
     case malformed(path: String, reason: String)
     /// No example left to score or train on.
     case empty(String)
+    /// Examples could not be written there.
+    case unwritable(path: String, reason: String)
 
     public var description: String {
         switch self {
         case .missing(let path, let hint): return "no task at \(path)\(hint.isEmpty ? "" : ": " + hint)"
         case .malformed(let path, let reason): return "\(path) is not a usable task file: \(reason)"
         case .empty(let name): return "\(name) has no examples"
+        case .unwritable(let path, let reason): return "cannot write \(path): \(reason)"
         }
     }
 }
@@ -90,16 +93,23 @@ public struct PromptFormat: Sendable, Equatable {
     }
 }
 
-/// A multiple-choice task: a BIG-bench task (or one of its subtasks), or a file of the user's.
+/// A multiple-choice task: one generated from the Austen novels, a BIG-bench task (or one of its
+/// subtasks), or a file of the user's.
 public struct MultipleChoiceTask: Sendable {
     public var name: String
     public var format: PromptFormat
     public var examples: [MultipleChoiceExample]
+    /// Where the examples come from, for the task card.
+    public var source: String
+    /// Also report whether the correct choice is the greedy continuation (LAMBADA's exact match).
+    public var scoresGreedy: Bool
 
-    public init(name: String, format: PromptFormat = PromptFormat(), examples: [MultipleChoiceExample]) {
+    public init(name: String, format: PromptFormat = PromptFormat(), examples: [MultipleChoiceExample], source: String = "", scoresGreedy: Bool = false) {
         self.name = name
         self.format = format
         self.examples = examples
+        self.source = source
+        self.scoresGreedy = scoresGreedy
     }
 
     /// Mean chance of a uniform guess, for comparing accuracy against.
@@ -110,19 +120,41 @@ public struct MultipleChoiceTask: Sendable {
     /// Where the set-up puts the BIG-bench tasks.
     public static func cacheDirectory() -> String { TextCorpus.cacheDirectory() + "/tasks" }
 
-    /// The tasks the set-up fetches.
-    public static let fetched = ["arithmetic", "cause_and_effect", "elementary_math_qa", "physical_intuition",
-                                 "social_iqa", "strategyqa", "winowhy"]
+    /// The BIG-bench tasks `scripts/fetch_data.py bigbench` can put in the cache (optional: the
+    /// package index no longer serves the sdist they came from).
+    public static let bigBench = ["arithmetic", "cause_and_effect", "elementary_math_qa", "physical_intuition",
+                                  "social_iqa", "strategyqa", "winowhy"]
 
-    /// A task by name from the cache, or from a path (a task.json or a directory holding one). A
-    /// task whose task.json has no examples is made of subtasks, one per subdirectory, read in
-    /// sorted order as BIG-bench does.
-    public static func load(_ nameOrPath: String) throws -> [MultipleChoiceTask] {
+    /// Whether a BIG-bench task is in the cache.
+    public static func isCached(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: cacheDirectory() + "/" + name + "/task.json")
+    }
+
+    /// A task by name: a generated Austen task (`split` chooses its novels), or a BIG-bench task from
+    /// the cache; or from a path (a task.json or a directory holding one). A task whose task.json
+    /// has no examples is made of subtasks, one per subdirectory, read in sorted order as BIG-bench
+    /// does.
+    public static func load(_ nameOrPath: String, split: AustenTasks.Split? = nil) throws -> [MultipleChoiceTask] {
+        if AustenTasks.names.contains(nameOrPath) {
+            return [try AustenTasks.task(nameOrPath, split: split ?? .test, corpus: try TextCorpus.austen())]
+        }
+        if let split {
+            throw TaskError.missing(path: nameOrPath, hint: "split=\(split.rawValue) applies to the generated tasks (\(AustenTasks.names.joined(separator: ", "))) only")
+        }
         let byName = !nameOrPath.contains("/") && !nameOrPath.hasSuffix(".json")
         var path = byName ? cacheDirectory() + "/" + nameOrPath : (nameOrPath as NSString).expandingTildeInPath
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            let hint = byName ? "the set-up fetches \(fetched.joined(separator: ", ")) into \(cacheDirectory()) (scripts/setup.sh)" : "no such file"
+            let hint: String
+            if !byName {
+                hint = "no such file"
+            } else if bigBench.contains(nameOrPath) {
+                hint = "BIG-bench's files are optional and not in the cache (the package index no longer serves bigbench 1.0.0): "
+                    + "`python3 scripts/fetch_data.py bigbench` with SCULPT_BIGBENCH set to a BIG-bench checkout puts them there, "
+                    + "or load a task.json by path; the generated tasks are \(AustenTasks.names.joined(separator: ", "))"
+            } else {
+                hint = "the tasks are \((AustenTasks.names + bigBench).joined(separator: ", ")), or a task.json path"
+            }
             throw TaskError.missing(path: path, hint: hint)
         }
         if isDirectory.boolValue { path += "/task.json" }
@@ -164,7 +196,7 @@ public struct MultipleChoiceTask: Sendable {
             examples.append(MultipleChoiceExample(input: input, choices: keys, scores: values, answer: target))
         }
         guard !examples.isEmpty else { throw TaskError.empty(name) }
-        return [MultipleChoiceTask(name: name, format: format, examples: examples)]
+        return [MultipleChoiceTask(name: name, format: format, examples: examples, source: "BIG-bench task.json: " + path)]
     }
 
 }

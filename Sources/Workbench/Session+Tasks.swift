@@ -23,11 +23,15 @@ extension Session {
         return try meanAccuracy(tasks: probe.tasks, limit: probe.limit)
     }
 
-    /// Loads tasks by name (from the set-up's cache) or path, replacing the session's tasks. A
-    /// task made of subtasks comes in as its subtasks.
+    /// Loads tasks by name (generated, or BIG-bench's from the cache) or path, replacing the
+    /// session's tasks only once all are read. A task made of subtasks comes in as its subtasks;
+    /// `limit` keeps the first N examples of each.
     @discardableResult
-    public func loadTasks(_ sources: [String]) throws -> [MultipleChoiceTask] {
-        let loaded = try sources.flatMap { try MultipleChoiceTask.load($0) }
+    public func loadTasks(_ sources: [String], split: AustenTasks.Split? = nil, limit: Int? = nil) throws -> [MultipleChoiceTask] {
+        var loaded = try sources.flatMap { try MultipleChoiceTask.load($0, split: split) }
+        if let limit {
+            loaded = loaded.map { var t = $0; t.examples = Array(t.examples.prefix(limit)); return t }
+        }
         tasks = loaded
         return loaded
     }
@@ -40,7 +44,7 @@ extension Session {
     /// The session's tasks whose name is, or starts with, one of `names` (`arithmetic` selects
     /// `arithmetic:1_digit_addition` …); all of them for nil.
     public func selectTasks(_ names: [String]?) throws -> [MultipleChoiceTask] {
-        guard !tasks.isEmpty else { throw WorkbenchError.invalid("no tasks are loaded: use `data tasks arithmetic` (or a task.json path) first") }
+        guard !tasks.isEmpty else { throw WorkbenchError.invalid("no tasks are loaded: use `data tasks austen_lambada` (`data tasks` lists them) first") }
         guard let names else { return tasks }
         var chosen = [MultipleChoiceTask]()
         for name in names {

@@ -1,4 +1,5 @@
 @testable import Commands
+import Evaluation
 import Foundation
 import Workbench
 import XCTest
@@ -45,6 +46,53 @@ final class TaskCommandTests: XCTestCase {
         XCTAssertThrowsError(try runner.run("eval accuracy tasks=nosuch", output: output)) { XCTAssertTrue("\($0)".contains("no loaded task"), "\($0)") }
         XCTAssertThrowsError(try runner.run("data tasks /nonexistent/task.json", output: output)) { XCTAssertTrue("\($0)".contains("no task at"), "\($0)") }
         XCTAssertEqual(session.tasks.count, 1, "a failed load keeps the tasks")
+    }
+
+    /// The generated Austen tasks through the commands: the list, a card, accuracy with the greedy
+    /// column, the train split as training examples, and what each refuses.
+    func testGeneratedTasksListLoadScoreAndTrain() throws {
+        let (session, runner, output) = try tinySession(reading: "Emma Woodhouse, handsome, clever, and rich. ", repeated: 40)
+        let list = try runner.run("data tasks", output: output).result?.plainText ?? ""
+        for name in ["austen_lambada", "austen_next_sentence", "winowhy", "generated (Austen)", "BIG-bench"] {
+            XCTAssertTrue(list.contains(name), "\(name) in\n\(list)")
+        }
+        XCTAssertTrue(session.tasks.isEmpty, "listing loads nothing")
+
+        let card = try runner.run("data tasks austen_lambada,austen_next_sentence limit=6", output: output).result?.plainText ?? ""
+        XCTAssertTrue(card.contains("generated from persuasion (test split)") && card.contains("25.0%"), card)
+        XCTAssertEqual(session.tasks.map(\.name), ["austen_lambada", "austen_next_sentence"])
+        XCTAssertEqual(session.tasks.map(\.examples.count), [6, 6])
+
+        let table = try runner.run("eval accuracy", output: output).result?.plainText ?? ""
+        XCTAssertTrue(table.contains("greedy ± s.e."), table)
+        let nextRow = table.split(separator: "\n").first { $0.hasPrefix("austen_next_sentence") }.map(String.init) ?? ""
+        XCTAssertTrue(nextRow.contains("—"), "no greedy figure for a sentence choice: \(nextRow)")
+
+        let trainCard = try runner.run("data tasks austen_next_sentence split=train limit=3", output: output).result?.plainText ?? ""
+        XCTAssertTrue(trainCard.contains("austen_next_sentence.train") && trainCard.contains("emma"), trainCard)
+        let saved = NSTemporaryDirectory() + "sculpt-examples-\(UUID().uuidString).jsonl"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: saved) }
+        let examples = try runner.run("data examples austen_lambada count=50 save=\(saved)", output: output).result?.plainText ?? ""
+        XCTAssertTrue(examples.contains("50 (5 held out for validation)") && examples.contains("never trained on"), examples)
+        let written = try ExampleFile.load(saved)
+        XCTAssertEqual(written.count, 50)
+        let train = try MultipleChoiceTask.load("austen_lambada", split: .train)[0]
+        XCTAssertEqual(written[7].prompt, train.examples[7].input)
+        XCTAssertEqual(written[7].answer, train.examples[7].answer)
+        XCTAssertThrowsError(try runner.run("data examples austen_lambada save=/nonexistent/dir/x.jsonl", output: output)) {
+            XCTAssertTrue("\($0)".contains("cannot write /nonexistent/dir/x.jsonl: no directory /nonexistent/dir"), "\($0)")
+        }
+        _ = try runner.run("lora rank=2\ntrain steps=2 batch=2 seq=64", output: output)
+        XCTAssertNotNil(session.trainingHistory.first?.validationLoss, "validation on the held-out passages")
+
+        XCTAssertThrowsError(try runner.run("data tasks winowhy split=train", output: output)) {
+            XCTAssertTrue("\($0)".contains("applies to the generated tasks"), "\($0)")
+        }
+        XCTAssertThrowsError(try runner.run("data tasks austen_lambda", output: output)) {
+            XCTAssertTrue("\($0)".contains("austen_lambada"), "\($0)")
+        }
+        XCTAssertThrowsError(try runner.run("data tasks austen_lambada split=validation", output: output))
+        XCTAssertEqual(session.tasks.map(\.name), ["austen_next_sentence.train"], "a failed load keeps the tasks")
     }
 
     func testInterruptedAccuracyKeepsWhatWasScored() throws {

@@ -20,18 +20,20 @@ final class MultipleChoiceTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
     }
 
-    /// log p(choice | prompt) one token at a time, each from its own forward pass: a path that
-    /// shares nothing with the batched scorer.
-    func bruteForce(prompt: [Int32], choice: [Int32]) -> Double {
+    /// log p(choice | prompt) one token at a time, each from its own forward pass, and whether each
+    /// token was the most likely: a path that shares nothing with the batched scorer.
+    func bruteForce(prompt: [Int32], choice: [Int32]) -> (logLikelihood: Double, isGreedy: Bool) {
         var total = 0.0
+        var greedy = true
         var context = prompt
         for token in choice {
             let logits = model.forward(tokens: context, batch: 1, seq: context.count, logits: .last).array
             let lse = logits.withUnsafeBufferPointer { logSumExp($0.baseAddress!, $0.count) }
             total += Double(logits[Int(token)] - lse)
+            if logits.contains(where: { $0 > logits[Int(token)] }) { greedy = false }
             context.append(token)
         }
-        return total
+        return (total, greedy)
     }
 
     func testBatchedLogLikelihoodsMatchTokenByTokenScoring() {
@@ -39,12 +41,12 @@ final class MultipleChoiceTests: XCTestCase {
         let choices = ["4", "22", "banana"].map { model.tokenizer.encode($0) }
         let batched = MultipleChoiceScoring.logLikelihoods(model: model, prompt: prompt, choices: choices)
         for (i, choice) in choices.enumerated() {
-            XCTAssertEqual(batched[i], bruteForce(prompt: prompt, choice: choice), accuracy: 1e-3, "choice \(i)")
+            XCTAssertEqual(batched[i].logLikelihood, bruteForce(prompt: prompt, choice: choice).logLikelihood, accuracy: 1e-3, "choice \(i)")
         }
         // A prompt longer than the context keeps its end.
         let long = [Int32](repeating: 65, count: 200) + prompt
         let clipped = MultipleChoiceScoring.logLikelihoods(model: model, prompt: long, choices: [choices[2]])
-        XCTAssertEqual(clipped[0], bruteForce(prompt: Array(long.suffix(64 - choices[2].count)), choice: choices[2]), accuracy: 1e-3)
+        XCTAssertEqual(clipped[0].logLikelihood, bruteForce(prompt: Array(long.suffix(64 - choices[2].count)), choice: choices[2]).logLikelihood, accuracy: 1e-3)
     }
 
     /// The prompt computed once with its keys and values cached, the choices as continuations
@@ -55,8 +57,25 @@ final class MultipleChoiceTests: XCTestCase {
         let cached = MultipleChoiceScoring.logLikelihoods(model: model, prompt: prompt, choices: choices)
         let whole = MultipleChoiceScoring.batchedLogLikelihoods(model: model, prompt: prompt, choices: choices)
         for i in choices.indices {
-            XCTAssertEqual(cached[i], whole[i], accuracy: 1e-3, "choice \(i)")
-            XCTAssertEqual(cached[i], bruteForce(prompt: prompt, choice: choices[i]), accuracy: 1e-3, "choice \(i)")
+            let reference = bruteForce(prompt: prompt, choice: choices[i])
+            XCTAssertEqual(cached[i].logLikelihood, whole[i].logLikelihood, accuracy: 1e-3, "choice \(i)")
+            XCTAssertEqual(cached[i].logLikelihood, reference.logLikelihood, accuracy: 1e-3, "choice \(i)")
+            XCTAssertEqual(cached[i].isGreedy, reference.isGreedy, "choice \(i)")
+            XCTAssertEqual(whole[i].isGreedy, reference.isGreedy, "choice \(i)")
+        }
+        // The model's own greedy continuation is greedy on both paths; one token changed is not.
+        var written = [Int32]()
+        for _ in 0..<3 {
+            let logits = model.forward(tokens: prompt + written, batch: 1, seq: prompt.count + written.count, logits: .last).array
+            let sorted = logits.sorted(by: >)
+            XCTAssertGreaterThan(sorted[0] - sorted[1], 1e-3, "a near tie would make greedy depend on the path's rounding")
+            written.append(Int32(logits.firstIndex(of: sorted[0])!))
+        }
+        var changed = written
+        changed[1] = (changed[1] + 1) % 256
+        for scores in [MultipleChoiceScoring.logLikelihoods(model: model, prompt: prompt, choices: [written, changed]),
+                       MultipleChoiceScoring.batchedLogLikelihoods(model: model, prompt: prompt, choices: [written, changed])] {
+            XCTAssertEqual(scores.map(\.isGreedy), [true, false])
         }
     }
 
@@ -117,7 +136,7 @@ final class MultipleChoiceTests: XCTestCase {
         var acc = 0.0, norm = 0.0
         for example in examples {
             let prompt = MultipleChoiceScoring.promptTokens(task.format.prompt(example), tokenizer: model.tokenizer)
-            let ll = example.choices.map { bruteForce(prompt: prompt, choice: model.tokenizer.encode($0)) }
+            let ll = example.choices.map { bruteForce(prompt: prompt, choice: model.tokenizer.encode($0)).logLikelihood }
             acc += ll[0] >= ll[1] ? 1 : 0
             norm += ll[0] / 2 >= ll[1] / 8 ? 1 : 0
         }
