@@ -43,7 +43,7 @@ let package = Package(
                                 .unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Transformer", dependencies: ["Tensors"]),
         .target(name: "Evaluation", dependencies: ["Transformer", "Tensors"]),
-        .target(name: "Compression", dependencies: ["Evaluation", "Transformer", "Tensors"]),
+        .target(name: "Compression", dependencies: ["Transformer", "Tensors"]),
         // Multi-objective search: Foundation only; it does not know what a genome means.
         .target(name: "Search", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Workbench", dependencies: ["Compression", "Search", "Evaluation", "Transformer", "Tensors"]),
@@ -54,7 +54,7 @@ let package = Package(
 
         // Composition root: the only place where Commands meets JupyterKernel.
         .executableTarget(name: "sculpt-kernel", dependencies: [
-            "JupyterKernel", "Commands", "Evaluation", "Transformer", "Compression", "Tensors",
+            "JupyterKernel", "JupyterProtocol", "Commands", "Display", "Workbench", "Evaluation", "Transformer", "Compression", "Tensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Transformer", "Tensors"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "Evaluation", "Transformer", "Tensors"]),
-        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Evaluation", "Tensors"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Display", "Workbench", "Compression", "Evaluation", "Transformer", "Tensors"]),
     ],
     // Swift 5 mode: the kernel shares lock-guarded state across its threads by design
     // (sockets on the main thread, execution on a worker), which strict checking cannot see.
