@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Multiple-choice accuracy of Sculpt next to an independent PyTorch implementation of the same
-scoring, on the same GGUF weights, the same BIG-bench tasks and the same prompts, in one run.
+scoring, on the same GGUF weights, the same tasks and the same prompts, in one run.
+
+Tasks: the generated Austen tasks (default: austen_lambada, austen_next_sentence), which Sculpt writes
+once as task.json files (`data tasks NAME save=PATH`) that both sides then read by path; or BIG-bench
+tasks by name when their optional files are in the cache (scripts/fetch_data.py bigbench).
 
 Each implementation runs in a process of its own, one after the other:
 
@@ -50,7 +54,7 @@ with "the text has 1 tokens"): token counts must be equal and losses agree to 1e
 
 Usage:
     bash benchmarks/setup_bench.sh        # bench venv: torch (CPU), transformers + tokenizers, numpy
-    nice -n 19 python3 benchmarks/task_accuracy.py [--limit 400] [--tasks strategyqa,social_iqa,winowhy,physical_intuition] [--json OUT]
+    nice -n 19 python3 benchmarks/task_accuracy.py [--limit 400] [--tasks austen_lambada,austen_next_sentence] [--json OUT]
 
 The parent needs only the standard library; the PyTorch worker runs under --python (default:
 $SCULPT_BENCH_PYTHON, else ~/.cache/sculpt/bench-venv/bin/python if it exists, else this Python).
@@ -73,7 +77,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine_throughput as et  # noqa: E402  (GGUF reader, paths, result protocol)
 
 TASKS_DIR = et.CACHE / "tasks"
-DEFAULT_TASKS = ("strategyqa", "social_iqa", "winowhy", "physical_intuition")
+# The tasks generated from the Austen text (always there); BIG-bench's need its optional files in
+# TASKS_DIR (scripts/fetch_data.py bigbench).
+GENERATED = ("austen_lambada", "austen_next_sentence")
+DEFAULT_TASKS = GENERATED
 DEFAULT_LIMIT = 400
 PROMPT_DEFAULTS = {"task_prefix": "", "example_input_prefix": "\nQ: ", "example_output_prefix": "\nA: ",
                    "choice_prefix": "\n  choice: ", "append_choices_to_input": True}
@@ -85,12 +92,18 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # ---------------------------------------------------------------------------------------------
 
 
+def task_directory(name: str) -> Path:
+    """A task's directory: a path as given, else the BIG-bench cache's."""
+    return Path(name) if "/" in name else TASKS_DIR / name
+
+
 def load_tasks(name: str, limit: int | None) -> list[dict]:
-    """The (sub)tasks of a BIG-bench task in the cache: [{name, prefixes..., examples}]."""
-    path = TASKS_DIR / name / "task.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """The (sub)tasks of a task.json by directory, or of a BIG-bench task in the cache: [{name, prefixes..., examples}]."""
+    directory = task_directory(name)
+    name = directory.name
+    data = json.loads((directory / "task.json").read_text(encoding="utf-8"))
     if "examples" not in data:
-        subs = sorted(p for p in (TASKS_DIR / name).iterdir() if (p / "task.json").is_file())
+        subs = sorted(p for p in directory.iterdir() if (p / "task.json").is_file())
         return [load_one(f"{name}:{p.name}", json.loads((p / "task.json").read_text(encoding="utf-8")), limit)
                 for p in subs]
     return [load_one(name, data, limit)]
@@ -402,7 +415,7 @@ def run_with_stdin(cmd: list[str], stdin_text: str, timeout: float, env: dict | 
                 "wall_seconds": wall, "ru_maxrss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime}
 
 
-ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d.]+)% ± [\d.]+%\s+([\d.]+)% ± [\d.]+%\s+([\d.]+)%\s+([\d.]+)\s*$")
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d.]+)% ± [\d.]+%\s+([\d.]+)% ± [\d.]+%(?:\s+(?:[\d.]+% ± [\d.]+%|—))?\s+([\d.]+)%\s+([\d.]+)\s*$")
 
 
 def run_sculpt(args) -> dict:
@@ -601,10 +614,25 @@ def main() -> int:
     if not args.model.exists():
         print(f"model not found: {args.model} (scripts/fetch_data.py fetches it)", file=sys.stderr)
         return 2
-    missing = [t for t in args.tasks if not (TASKS_DIR / t / "task.json").exists()]
-    if missing:
-        print(f"tasks not found in {TASKS_DIR}: {', '.join(missing)} (scripts/fetch_data.py tasks fetches them)", file=sys.stderr)
-        return 2
+    generated_dir = tempfile.mkdtemp(prefix="sculpt-generated-tasks-")
+    resolved = []
+    for t in args.tasks:
+        if t in GENERATED:
+            # Sculpt writes the generated task as a task.json; both sides then read that file.
+            path = Path(generated_dir) / t / "task.json"
+            path.parent.mkdir(parents=True)
+            done = subprocess.run([args.sculpt_kernel, "repl"], input=f"data tasks {t} save={path}\n", capture_output=True, text=True)
+            if not path.exists():
+                print(f"`data tasks {t} save={path}` wrote nothing:\n{done.stdout[-2000:]}{done.stderr[-2000:]}", file=sys.stderr)
+                return 2
+            resolved.append(str(path.parent))
+        elif (TASKS_DIR / t / "task.json").exists():
+            resolved.append(t)
+        else:
+            print(f"task {t} is neither generated ({', '.join(GENERATED)}) nor in {TASKS_DIR} "
+                  "(BIG-bench's files are optional: scripts/fetch_data.py bigbench)", file=sys.stderr)
+            return 2
+    args.tasks = resolved
 
     print(f"Multiple-choice accuracy, 0-shot: {', '.join(args.tasks)}, first {args.limit} examples of each; "
           f"{args.model.name}; PyTorch {args.threads} threads, {os.cpu_count()} CPUs")

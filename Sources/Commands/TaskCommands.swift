@@ -19,13 +19,23 @@ extension CommandTable {
                     .positional("tasks", .words, required: false, help: "task names or paths, separated by spaces or commas"),
                     .option("limit", .integer(1...1_000_000), help: "keep the first N examples of each (sub)task"),
                     .option("split", .choice(AustenTasks.Split.allCases.map(\.rawValue)), help: "generated tasks: test (Persuasion, the default) or train (the other novels)"),
+                    .option("save", .text, help: "also write the (one) task as loaded as a BIG-bench task.json, which loads back as the same task (to score it with other tools)"),
                 ],
                 examples: ["data tasks", "data tasks austen_lambada austen_next_sentence limit=200", "data tasks austen_lambada split=train",
+                           "data tasks austen_lambada save=lambada/task.json",
                            "data tasks ~/my_task/task.json"]) { arguments, context in
             let sources = (arguments.text("tasks") ?? "").split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
             guard !sources.isEmpty else { return try taskList() }
             let split = arguments.text("split").flatMap(AustenTasks.Split.init(rawValue:))
-            return taskCard(try context.session.loadTasks(sources, split: split, limit: arguments.integer("limit")))
+            let tasks = try context.session.readTasks(sources, split: split, limit: arguments.integer("limit"))
+            if let path = arguments.text("save") {
+                guard tasks.count == 1 else {
+                    throw CommandError(.badValue, "`save=` writes one task; \(sources.joined(separator: " ")) is \(tasks.count) (sub)tasks")
+                }
+                try ExampleFile.writeWhole(try tasks[0].bigBenchJSON(), to: path)
+            }
+            context.session.useTasks(tasks)
+            return taskCard(tasks)
         },
 
         Command("data examples", summary: "Prompt/answer examples for `train` (loss on the answer only): a generated task's train split, arithmetic, or a JSONL file",

@@ -75,17 +75,22 @@ public enum ExampleFile {
         return out
     }
 
-    /// Writes the pairs as the JSONL lines `load` reads, whole or not at all (through PATH.partial).
+    /// Writes the pairs as the JSONL lines `load` reads, whole or not at all.
     public static func save(_ pairs: [(prompt: String, answer: String)], to path: String) throws {
-        let expanded = (path as NSString).expandingTildeInPath
         var text = ""
         for pair in pairs {
             let line = try JSONSerialization.data(withJSONObject: ["prompt": pair.prompt, "answer": pair.answer], options: [.sortedKeys, .withoutEscapingSlashes])
             text += String(decoding: line, as: UTF8.self) + "\n"
         }
+        try writeWhole(Data(text.utf8), to: path)
+    }
+
+    /// Writes through PATH.partial and renames, so that a failure leaves no half-written file.
+    public static func writeWhole(_ data: Data, to path: String) throws {
+        let expanded = (path as NSString).expandingTildeInPath
         let partial = expanded + ".partial"
         do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: partial))
+            try data.write(to: URL(fileURLWithPath: partial))
             guard rename(partial, expanded) == 0 else { throw CocoaError(.fileWriteUnknown) }
         } catch {
             try? FileManager.default.removeItem(atPath: partial)

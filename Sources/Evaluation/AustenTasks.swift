@@ -73,7 +73,7 @@ public enum AustenTasks {
                                   source: source, scoresGreedy: name == "austen_lambada")
     }
 
-    private static let cache = LockedDictionary()
+    private static let cache = GeneratedTaskCache()
 
     /// Function words: never a target or a distractor.
     static let functionWords: Set<String> = Set("""
@@ -95,7 +95,7 @@ public enum AustenTasks {
         return !functionWords.contains(word.lowercased())
     }
 
-    /// The words of a sentence (runs of letters), each with whether it opens the sentence.
+    /// The words of a text: its runs of ASCII letters.
     static func words(_ text: String) -> [Substring] {
         text.split(whereSeparator: { !($0.isLetter && $0.isASCII) })
     }
@@ -187,7 +187,7 @@ public enum AustenTasks {
 }
 
 /// Generated tasks by name and split, shared by every session of the process.
-private final class LockedDictionary: @unchecked Sendable {
+private final class GeneratedTaskCache: @unchecked Sendable {
     private var storage = [String: MultipleChoiceTask]()
     private let lock = NSLock()
 

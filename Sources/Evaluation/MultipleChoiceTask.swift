@@ -161,6 +161,21 @@ public struct MultipleChoiceTask: Sendable {
         return try loadBigBench(path: path, name: byName ? nameOrPath : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent)
     }
 
+    /// The task as a BIG-bench task.json (its prompt format, each example's input, target scores and
+    /// answer), which `load` reads back as the same task: to score it elsewhere, or to keep it.
+    public func bigBenchJSON() throws -> Data {
+        let object: [String: Any] = [
+            "name": name, "description": source,
+            "task_prefix": format.taskPrefix, "example_input_prefix": format.inputPrefix, "example_output_prefix": format.outputPrefix,
+            "choice_prefix": format.choicePrefix, "append_choices_to_input": format.appendChoices,
+            "few_shot_example_separator": format.shotSeparator,
+            "examples": examples.map { e -> [String: Any] in
+                ["input": e.input, "target_scores": Dictionary(uniqueKeysWithValues: zip(e.choices, e.scores)), "target": e.answer]
+            },
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    }
+
     static func loadBigBench(path: String, name: String) throws -> [MultipleChoiceTask] {
         guard let data = FileManager.default.contents(atPath: path) else { throw TaskError.missing(path: path, hint: "not readable") }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {

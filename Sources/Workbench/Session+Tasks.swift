@@ -23,20 +23,17 @@ extension Session {
         return try meanAccuracy(tasks: probe.tasks, limit: probe.limit)
     }
 
-    /// Loads tasks by name (generated, or BIG-bench's from the cache) or path, replacing the
-    /// session's tasks only once all are read. A task made of subtasks comes in as its subtasks;
-    /// `limit` keeps the first N examples of each.
-    @discardableResult
-    public func loadTasks(_ sources: [String], split: AustenTasks.Split? = nil, limit: Int? = nil) throws -> [MultipleChoiceTask] {
-        var loaded = try sources.flatMap { try MultipleChoiceTask.load($0, split: split) }
-        if let limit {
-            loaded = loaded.map { var t = $0; t.examples = Array(t.examples.prefix(limit)); return t }
-        }
-        tasks = loaded
-        return loaded
+    /// Reads tasks by name (generated, or BIG-bench's from the cache) or path, without touching the
+    /// session. A task made of subtasks comes in as its subtasks; `limit` keeps the first N
+    /// examples of each.
+    public func readTasks(_ sources: [String], split: AustenTasks.Split? = nil, limit: Int? = nil) throws -> [MultipleChoiceTask] {
+        let read = try sources.flatMap { try MultipleChoiceTask.load($0, split: split) }
+        guard let limit else { return read }
+        return read.map { var t = $0; t.examples = Array(t.examples.prefix(limit)); return t }
     }
 
-    /// Uses tasks made elsewhere (tests, generated examples).
+
+    /// Makes these the session's tasks (read by `readTasks`, or made by tests).
     public func useTasks(_ tasks: [MultipleChoiceTask]) {
         self.tasks = tasks
     }

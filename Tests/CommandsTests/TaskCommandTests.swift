@@ -85,6 +85,25 @@ final class TaskCommandTests: XCTestCase {
         _ = try runner.run("lora rank=2\ntrain steps=2 batch=2 seq=64", output: output)
         XCTAssertNotNil(session.trainingHistory.first?.validationLoss, "validation on the held-out passages")
 
+        // save= writes a task.json that loads back as the same task.
+        let file = NSTemporaryDirectory() + "sculpt-task-\(UUID().uuidString)/austen_lambada/task.json"
+        try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: ((file as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent) }
+        _ = try runner.run("data tasks austen_lambada limit=9 save=\(file)", output: output)
+        let original = session.tasks[0]
+        let reread = try MultipleChoiceTask.load(file)[0]
+        XCTAssertEqual(reread.name, "austen_lambada")
+        XCTAssertEqual(reread.format, original.format)
+        XCTAssertEqual(reread.examples.count, 9)
+        for (a, b) in zip(original.examples, reread.examples) {
+            XCTAssertEqual(a.input, b.input)
+            XCTAssertEqual(a.answer, b.answer)
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: zip(a.choices, a.scores)), Dictionary(uniqueKeysWithValues: zip(b.choices, b.scores)))
+        }
+        XCTAssertThrowsError(try runner.run("data tasks austen_lambada austen_next_sentence save=\(file)", output: output)) {
+            XCTAssertTrue("\($0)".contains("writes one task"), "\($0)")
+        }
+
         XCTAssertThrowsError(try runner.run("data tasks winowhy split=train", output: output)) {
             XCTAssertTrue("\($0)".contains("applies to the generated tasks"), "\($0)")
         }
@@ -92,7 +111,8 @@ final class TaskCommandTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("austen_lambada"), "\($0)")
         }
         XCTAssertThrowsError(try runner.run("data tasks austen_lambada split=validation", output: output))
-        XCTAssertEqual(session.tasks.map(\.name), ["austen_next_sentence.train"], "a failed load keeps the tasks")
+        XCTAssertEqual(session.tasks.map(\.name), ["austen_lambada"], "a failed load keeps the tasks")
+        XCTAssertEqual(session.tasks[0].examples.count, 9)
     }
 
     func testInterruptedAccuracyKeepsWhatWasScored() throws {
