@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Sculpt's ALoRA next to PyTorch + PEFT's AdaLoRA (ALoRA's nearest shipped peer) on SmolLM2,
-the same data, the same rank budget and the same number of steps, in one run.
+the same data, the same rank budget and the same number of steps, in one run, judged on BIG-bench
+arithmetic: it needs BIG-bench's optional files in the cache (scripts/fetch_data.py bigbench). The
+comparison on a generated task the model can do, with several seeds, is benchmarks/alora_task.py,
+which imports this file's training helpers.
 
 Each side runs in a process of its own, one after the other, with --threads (2) threads:
 
@@ -827,7 +830,7 @@ def main() -> int:
 
     excluded, files = bigbench_inputs()
     if not files:
-        print(f"no BIG-bench arithmetic files in {ta.TASKS_DIR / 'arithmetic'} (scripts/fetch_data.py tasks fetches them)", file=sys.stderr)
+        print(f"no BIG-bench arithmetic files in {ta.TASKS_DIR / 'arithmetic'} (optional: scripts/fetch_data.py bigbench with SCULPT_BIGBENCH set)", file=sys.stderr)
         return 2
     examples, stats = generate_examples(args.n, args.seed, excluded)
     work = Path(tempfile.mkdtemp(prefix="sculpt-adalora-peer-"))
