@@ -75,24 +75,22 @@ extension CommandTable {
             return t
         }
         let rounds = arguments.integer("rounds")!
-        let id = "alora-" + UUID().uuidString.lowercased()
-        var shown = false, lastShown = Date.distantPast
+        let display = LiveDisplay(context.output, name: "alora")
         var latest: ALoRARound?
         var status = "attaching adapters"
         let total = p.budget * p.targets.count * model.config.layers
 
         func show(force: Bool = false) {
-            guard force || Date().timeIntervalSince(lastShown) >= 0.25 else { return }
-            lastShown = Date()
-            let allocation = session.rankAllocation() ?? [:]
-            var map = rankMap(allocation, layers: model.config.layers,
-                              title: "ALoRA ranks, round \(latest?.round ?? 0)/\(rounds): \(allocation.values.reduce(0, +)) of \(total) in use")
-            map.subtitle = status
-            if let importance = latest?.importance {
-                map.distribution = ("rank importance CS(r) of round \(latest!.round)", importance.scores.values.flatMap { $0.map(\.score) })
+            display.show(force: force) {
+                let allocation = session.rankAllocation() ?? [:]
+                var map = rankMap(allocation, layers: model.config.layers,
+                                  title: "ALoRA ranks, round \(latest?.round ?? 0)/\(rounds): \(allocation.values.reduce(0, +)) of \(total) in use")
+                map.subtitle = status
+                if let importance = latest?.importance {
+                    map.distribution = ("rank importance CS(r) of round \(latest!.round)", importance.scores.values.flatMap { $0.map(\.score) })
+                }
+                return map.bundle(plain: map.plainText + (latest.map { "\n" + moveSummary($0) } ?? ""))
             }
-            let bundle = map.bundle(plain: map.plainText + (latest.map { "\n" + moveSummary($0) } ?? ""))
-            if shown { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id); shown = true }
         }
 
         var run: ALoRARun?

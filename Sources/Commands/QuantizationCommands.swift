@@ -48,10 +48,8 @@ extension CommandTable {
         if let text = arguments.text("layers") { p.layers = try parseLayers(text, count: model.config.layers) }
         let chosen = (0..<model.config.layers).filter { p.layers?.contains($0) ?? true }
 
-        let id = "quantize-" + UUID().uuidString.lowercased()
+        let display = LiveDisplay(context.output, name: "quantize")
         var errors = [Int: ModelQuantization.LayerErrors]()
-        var shown = false, lastShown = Date.distantPast
-        let started = Date()
         func map() -> HeatMap {
             HeatMap(title: "\(p.method.rawValue.uppercased()) \(p.grid.description): relative error ‖W − Ŵ‖/‖W‖ (%)",
                     rowTitle: "layer", columnTitle: "module", valueTitle: "error %",
@@ -59,13 +57,11 @@ extension CommandTable {
                     values: (0..<model.config.layers).map { l in p.targets.map { t in errors[l]?[t].map { ($0 * 10000).rounded() / 100 } } })
         }
         func show(_ status: String, force: Bool = false) {
-            guard force || Date().timeIntervalSince(lastShown) >= 0.25 else { return }
-            lastShown = Date()
-            var m = map()
-            let elapsed = Date().timeIntervalSince(started)
-            let left = errors.isEmpty || errors.count == chosen.count ? "" : String(format: ", about %.0f s left", elapsed / Double(errors.count) * Double(chosen.count - errors.count))
-            m.subtitle = status + " · \(errors.count)/\(chosen.count) blocks" + left
-            if shown { context.output.update(m.bundle(), id: id) } else { context.output.display(m.bundle(), id: id); shown = true }
+            display.show(force: force) {
+                var m = map()
+                m.subtitle = status + " · " + display.countdown(done: errors.count, of: chosen.count, unit: "blocks")
+                return m.bundle()
+            }
         }
         show(p.method == .gptq ? "calibrating" : "quantizing", force: true)
         let result: QuantizeResult

@@ -22,20 +22,19 @@ extension CommandTable {
         }
         let objectives = arguments.text("objectives")!.split(separator: ",").compactMap { SearchObjective(rawValue: String($0)) }
         let population = arguments.integer("population")!, generations = arguments.integer("generations")!
-        let id = "search-" + UUID().uuidString.lowercased()
-        let started = Date()
-        var shown = false
+        let display = LiveDisplay(context.output, name: "search")
 
+        // Every generation is shown: a generation takes far longer than the throttle.
         func show(_ record: SearchRecord, state: ProgressBar.State) {
-            let elapsed = Date().timeIntervalSince(started)
-            var bar = ProgressBar(title: "NSGA-II \(name)", done: Double(record.generationsDone), total: Double(generations),
-                                  unit: "generations", state: state)
-            if record.generationsDone > 0 { bar.secondsLeft = elapsed / Double(record.generationsDone) * Double(generations - record.generationsDone) }
-            bar.note = "\(record.evaluated.count) subnets evaluated, \(record.front.count) on the front"
-            var chart = plot(record, title: "\(name): generation \(record.generationsDone)/\(generations)")
-            chart.subtitle = bar.figures
-            let bundle = chart.bundle(plain: bar.plainText)
-            if shown { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id); shown = true }
+            display.show(force: true) {
+                var bar = ProgressBar(title: "NSGA-II \(name)", done: Double(record.generationsDone), total: Double(generations),
+                                      unit: "generations", state: state)
+                bar.secondsLeft = display.secondsLeft(done: Double(record.generationsDone), of: Double(generations))
+                bar.note = "\(record.evaluated.count) subnets evaluated, \(record.front.count) on the front"
+                var chart = plot(record, title: "\(name): generation \(record.generationsDone)/\(generations)")
+                chart.subtitle = bar.figures
+                return chart.bundle(plain: bar.plainText)
+            }
         }
 
         do {
@@ -51,7 +50,7 @@ extension CommandTable {
             if let record = session.fronts[name] { show(record, state: .interrupted) }
             throw error
         } catch {
-            if shown, let record = session.fronts[name] { show(record, state: .failed) }
+            if display.isShown, let record = session.fronts[name] { show(record, state: .failed) }
             throw error
         }
     }

@@ -62,12 +62,10 @@ extension CommandTable {
         let targets = (arguments.list("targets") ?? []).compactMap(Projection.init(rawValue:))
         let columns: [String]
         if case .width = treatment { columns = ["mlp"] } else { columns = targets.map(\.rawValue) }
-        let id = "sensitivity-" + UUID().uuidString.lowercased()
+        let display = LiveDisplay(context.output, name: "sensitivity")
         var deltas = [[Double?]](repeating: [Double?](repeating: nil, count: columns.count), count: model.config.layers)
         var measured = 0
         let total = model.config.layers * columns.count
-        var shown = false, lastShown = Date.distantPast
-        let started = Date()
         func map(_ status: String?) -> HeatMap {
             var m = HeatMap(title: "Sensitivity to \(treatment): loss change when only that module is compressed",
                             rowTitle: "layer", columnTitle: "module", valueTitle: "Δ loss",
@@ -76,12 +74,7 @@ extension CommandTable {
             return m
         }
         func show(_ status: String, force: Bool = false) {
-            guard force || Date().timeIntervalSince(lastShown) >= 0.25 else { return }
-            lastShown = Date()
-            let elapsed = Date().timeIntervalSince(started)
-            let left = measured == 0 || measured == total ? "" : String(format: ", about %.0f s left", elapsed / Double(measured) * Double(total - measured))
-            let bundle = map(status + " · \(measured)/\(total) cells" + left).bundle()
-            if shown { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id); shown = true }
+            display.show(force: force) { map(status + " · " + display.countdown(done: measured, of: total, unit: "cells")).bundle() }
         }
         show(pruning && arguments.text("method") == "wanda" ? "calibrating" : "measuring", force: true)
         let result: Sensitivity.Result

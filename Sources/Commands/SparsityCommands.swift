@@ -94,19 +94,14 @@ extension CommandTable {
         if let text = arguments.text("layers") { p.layers = try parseLayers(text, count: model.config.layers) }
         let chosen = (0..<model.config.layers).filter { p.layers?.contains($0) ?? true }
 
-        let id = "sparsify-" + UUID().uuidString.lowercased()
+        let display = LiveDisplay(context.output, name: "sparsify")
         var pruned = Set<Int>()
-        var shown = false, lastShown = Date.distantPast
-        let started = Date()
         func show(_ status: String, force: Bool = false) {
-            guard force || Date().timeIntervalSince(lastShown) >= 0.25 else { return }
-            lastShown = Date()
-            var map = sparsityMap(model, title: "\(method.rawValue) \(p.pattern)", pruned: pruned)
-            let elapsed = Date().timeIntervalSince(started)
-            let left = pruned.isEmpty ? "" : String(format: ", about %.0f s left", elapsed / Double(pruned.count) * Double(chosen.count - pruned.count))
-            map.subtitle = status + " · \(pruned.count)/\(chosen.count) blocks" + (pruned.count < chosen.count ? left : "")
-            let bundle = map.bundle()
-            if shown { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id); shown = true }
+            display.show(force: force) {
+                var map = sparsityMap(model, title: "\(method.rawValue) \(p.pattern)", pruned: pruned)
+                map.subtitle = status + " · " + display.countdown(done: pruned.count, of: chosen.count, unit: "blocks")
+                return map.bundle()
+            }
         }
         show(method == .wanda ? "calibrating" : "pruning", force: true)
         let result: SparsifyResult

@@ -19,18 +19,15 @@ extension CommandTable {
         p.clip = Float(arguments.number("clip")!)
         p.distillation = arguments.flag("distill")!
         let session = context.session
-        let id = "training-" + UUID().uuidString.lowercased()
+        let display = LiveDisplay(context.output, name: "training")
         let firstStep = (session.trainingHistory.last?.step ?? 0) + 1
         let lastStep = firstStep + p.steps - 1
-        let started = Date()
-        var lastShown = Date.distantPast
 
-        func show(_ state: ProgressBar.State, update: Bool) {
+        func draw(_ state: ProgressBar.State) -> MimeBundle {
             let done = Double((session.trainingHistory.last?.step ?? firstStep - 1) - firstStep + 1)
-            let elapsed = Date().timeIntervalSince(started)
             let rate = session.trainingHistory.last?.tokensPerSecond
             var bar = ProgressBar(title: "training", done: done, total: Double(p.steps), unit: "steps", state: state)
-            if done > 0 { bar.secondsLeft = elapsed / done * (Double(p.steps) - done) }
+            bar.secondsLeft = display.secondsLeft(done: done, of: Double(p.steps))
             let recent = session.trainingHistory.suffix(10).map(\.trainLoss).filter(\.isFinite)
             var notes = [String]()
             if let rate { notes.append(String(format: "%.0f tokens/s", rate)) }
@@ -49,20 +46,17 @@ extension CommandTable {
                     .init(name: "validation", points: session.trainingHistory.compactMap { e in e.validationLoss.map { (Double(e.step), $0) } }, colour: "#d9480f"),
                 ])
             chart.subtitle = bar.figures
-            let bundle = chart.bundle(plain: bar.plainText)
-            if update { context.output.update(bundle, id: id) } else { context.output.display(bundle, id: id) }
+            return chart.bundle(plain: bar.plainText)
         }
+        func show(_ state: ProgressBar.State, force: Bool = true) { display.show(force: force) { draw(state) } }
 
         let sampler = SubnetSampler(rawValue: arguments.text("sampler")!)!
-        show(.running, update: false)
+        show(.running)
         do {
             let result = try session.train(p, split: arguments.text("split"), validationSplit: arguments.text("val_split"), sampler: sampler) { event in
-                if event.validationLoss != nil || Date().timeIntervalSince(lastShown) >= 0.25 {
-                    lastShown = Date()
-                    show(.running, update: true)
-                }
+                show(.running, force: event.validationLoss != nil)
             }
-            show(result.interrupted ? .interrupted : .finished, update: true)
+            show(result.interrupted ? .interrupted : .finished)
             if result.interrupted { throw CancellationError() }
             guard let last = result.events.last else { return nil }
             let seconds = result.seconds
@@ -77,12 +71,12 @@ extension CommandTable {
             ]
             return Table(title: "Training done", columns: ["", "value"], rows: rows).bundle
         } catch let error as CancellationError {
-            show(.interrupted, update: true)
+            show(.interrupted)
             throw error
         } catch {
             // Bad input found once the run started (a text too short for its windows): the
             // display says so rather than staying at "running".
-            show(.failed, update: true)
+            show(.failed)
             throw error
         }
     }
