@@ -64,6 +64,16 @@ public final class Session {
         modelCard = nil
         corpus = nil
         evaluationSplit = nil
+        tasks = []
+        examples = nil
+        forgetModelState()
+    }
+
+    /// The one list of what belongs to a model and goes with it, when another is installed or the
+    /// session is reset: tokens, adapters and their training, the elastic space, its subnet, its
+    /// searches and random draws, the recipe, and the weights kept for restore, QA-SparsePEFT and
+    /// unmerge.
+    private func forgetModelState() {
         tokenCache = [:]
         lora = nil
         trainingHistory = []
@@ -71,8 +81,7 @@ public final class Session {
         activeGenome = nil
         fronts = [:]
         lastFront = nil
-        tasks = []
-        examples = nil
+        randomDraws = 0
         recipe = []
         denseWeights = nil
         preQuantization = nil
@@ -129,17 +138,9 @@ public final class Session {
     }
 
     private func install(_ model: LlamaModel, card: ModelCard) {
+        forgetModelState()
         self.model = model
         modelCard = card
-        tokenCache = [:]
-        lora = nil
-        trainingHistory = []
-        elastic = nil
-        activeGenome = nil
-        recipe = []
-        denseWeights = nil
-        preQuantization = nil
-        packedBeforeMerge = [:]
     }
 
     public func requireModel() throws -> LlamaModel {

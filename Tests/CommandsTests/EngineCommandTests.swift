@@ -202,6 +202,16 @@ final class ElasticCommandTests: XCTestCase {
         XCTAssertThrowsError(try runner.run("subnet pareto g 0", output: output)) { XCTAssertEqual(($0 as? CommandError)?.suggestion, "f") }
         XCTAssertThrowsError(try runner.run("subnet heuristc", output: output)) { XCTAssertEqual(($0 as? CommandError)?.suggestion, "heuristic") }
         XCTAssertThrowsError(try runner.run("subnet genome=0,0", output: output))
+
+        // Another model takes none of this one's state with it: its fronts (their genomes mean
+        // nothing to another model) and its random draws go, so it starts as a fresh session would.
+        _ = try runner.run("subnet random", output: output)
+        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\nelastic mode=B ranks=8,4 widths=100%,50% groups=layer\nsubnet random", output: output)
+        XCTAssertTrue(session.fronts.isEmpty && session.lastFront == nil)
+        XCTAssertThrowsError(try runner.run("subnet pareto f 0", output: output))
+        let fresh = Session(seed: 1)
+        _ = try CellRunner(session: fresh).run("model tiny layers=2 dim=32 ffn=64 context=128\nelastic mode=B ranks=8,4 widths=100%,50% groups=layer\nsubnet random", output: output)
+        XCTAssertEqual(session.activeGenome, fresh.activeGenome, "the first random draw after a new model is a fresh session's")
     }
 }
 
