@@ -179,12 +179,6 @@ extension CommandTable {
         return out
     }
 
-    /// A share of the MLP, `75%` or `0.75`: finite and in (0, 1], or nil.
-    static func fraction(_ text: String) -> Double? {
-        guard let v = text.hasSuffix("%") ? Double(text.dropLast()).map({ $0 / 100 }) : Double(text), v.isFinite, v > 0, v <= 1 else { return nil }
-        return v
-    }
-
     static func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "—" : String(format: "%.3f×", Double(a) / Double(b)) }
 
     static func chooseSubnet(_ arguments: Arguments, session: Session, space: ElasticSpace) throws -> [Int] {

@@ -25,10 +25,7 @@ extension CommandTable {
                     .option("symmetric", .flag, default: "no", help: "zero point fixed at the middle (GGUF's Q4_0/Q8_0 rules)"),
                     .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), default: "all", help: "projections to quantize"),
                     .option("layers", .text, help: "layers to quantize, such as 0-9 or 3,5,7 (default: all)"),
-                    .option("calibration_split", .text, help: "GPTQ's calibration text (Austen default: emma)"),
-                    .option("calibration_windows", .integer(1...4096), default: "16", help: "GPTQ's calibration windows"),
-                    .option("calibration_len", .integer(1...8192), default: "512", help: "tokens per calibration window"),
-                ],
+                ] + calibrationOptions("GPTQ's"),
                 examples: ["quantize int4 group=32", "quantize int4 group=64 method=gptq", "quantize int4 group=32 symmetric=yes",
                            "quantize int8 group=32 symmetric=yes targets=gate,up,down"]) { arguments, context in
             try runQuantize(arguments, context)
@@ -66,8 +63,8 @@ extension CommandTable {
         show(p.method == .gptq ? "calibrating" : "quantizing", force: true)
         let result: QuantizeResult
         do {
-            result = try session.quantize(p, calibrationSplit: arguments.text("calibration_split"), windows: arguments.integer("calibration_windows")!,
-                                          length: arguments.integer("calibration_len")!) { l, e in
+            let c = arguments.calibration
+            result = try session.quantize(p, calibrationSplit: c.split, windows: c.windows, length: c.length) { l, e in
                 errors[l] = e
                 show("quantized block \(l)")
             }

@@ -25,10 +25,7 @@ extension CommandTable {
                     .option("tokens", .integer(2...1_000_000), default: "2048", help: "evaluation tokens"),
                     .option("window", .integer(2...8192), default: "512", help: "tokens per evaluation window"),
                     .option("split", .text, help: "evaluation text (default: the one `eval ppl` reads)"),
-                    .option("calibration_split", .text, help: "Wanda's calibration text (Austen default: emma)"),
-                    .option("calibration_windows", .integer(1...4096), default: "16", help: "Wanda's calibration windows"),
-                    .option("calibration_len", .integer(1...8192), default: "512", help: "tokens per calibration window"),
-                ],
+                ] + calibrationOptions("Wanda's"),
                 examples: ["sensitivity sparsity=50%", "sensitivity bits=4 group=32", "sensitivity width=75%",
                            "sensitivity sparsity=50% method=magnitude tokens=1024"]) { arguments, context in
             try runSensitivity(arguments, context)
@@ -80,9 +77,9 @@ extension CommandTable {
         let result: Sensitivity.Result
         do {
             result = try session.sensitivity(treatment, targets: targets, tokens: arguments.integer("tokens")!, window: arguments.integer("window")!,
-                                             split: arguments.text("split"), calibrationSplit: arguments.text("calibration_split"),
-                                             calibrationWindows: arguments.integer("calibration_windows")!,
-                                             calibrationLength: arguments.integer("calibration_len")!) { l, k, delta in
+                                             split: arguments.text("split"), calibrationSplit: arguments.calibration.split,
+                                             calibrationWindows: arguments.calibration.windows,
+                                             calibrationLength: arguments.calibration.length) { l, k, delta in
                 deltas[l][k] = delta
                 measured += 1
                 show("layer \(l)")

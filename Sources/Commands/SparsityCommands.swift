@@ -22,10 +22,7 @@ extension CommandTable {
                     .option("pattern", .text, help: "N:M structure instead, such as 2:4 or 4:8"),
                     .option("targets", .choiceList(Projection.allCases.map(\.rawValue)), default: "all", help: "projections to prune"),
                     .option("layers", .text, help: "layers to prune, such as 0-9 or 3,5,7 (default: all)"),
-                    .option("calibration_split", .text, help: "text the activations come from (Austen default: emma)"),
-                    .option("calibration_windows", .integer(1...4096), default: "16", help: "calibration windows"),
-                    .option("calibration_len", .integer(1...8192), default: "512", help: "tokens per calibration window"),
-                ],
+                ] + calibrationOptions("Wanda's"),
                 examples: ["sparsify wanda sparsity=50%", "sparsify wanda pattern=2:4", "sparsify magnitude sparsity=50% targets=gate,up,down",
                            "sparsify wanda sparsity=40% layers=0-14 calibration_windows=8 calibration_len=256"]) { arguments, context in
             try runSparsify(arguments, context)
@@ -61,20 +58,6 @@ extension CommandTable {
         return map
     }
 
-    /// Parses a layer list: "3", "0-9", "1,3,5-7".
-    static func parseLayers(_ text: String, count: Int) throws -> [Int] {
-        var out = [Int]()
-        for part in text.split(separator: ",") {
-            let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard (1...2).contains(ends.count), let a = ends.first!, let b = ends.last! , a <= b else {
-                throw CommandError(.badValue, "`layers` takes numbers and ranges such as 0-9 or 1,3,5-7, not `\(part)`", word: "layers")
-            }
-            guard a >= 0, b < count else { throw CommandError(.badValue, "layer \(a < 0 ? a : b) outside 0…\(count - 1)", word: "layers") }
-            out += Array(a...b)
-        }
-        return Array(Set(out)).sorted()
-    }
-
     static func runSparsify(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
         let session = context.session
         let model = try session.requireModel()
@@ -106,8 +89,8 @@ extension CommandTable {
         show(method == .wanda ? "calibrating" : "pruning", force: true)
         let result: SparsifyResult
         do {
-            result = try session.sparsify(method, parameters: p, calibrationSplit: arguments.text("calibration_split"),
-                                          windows: arguments.integer("calibration_windows")!, length: arguments.integer("calibration_len")!) { l in
+            let c = arguments.calibration
+            result = try session.sparsify(method, parameters: p, calibrationSplit: c.split, windows: c.windows, length: c.length) { l in
                 pruned.insert(l)
                 show("pruned block \(l)")
             }
