@@ -1,5 +1,6 @@
 @testable import Evaluation
 import Foundation
+import Transformer
 import XCTest
 
 /// The tasks generated from the Austen novels: sentence cutting on text made here, then every
@@ -104,5 +105,25 @@ final class AustenTasksTests: XCTestCase {
         XCTAssertThrowsError(try MultipleChoiceTask.load("austen_lambad")) {
             XCTAssertTrue("\($0)".contains("austen_lambada, austen_next_sentence"), "\($0)")
         }
+    }
+
+    /// The point of the tasks: SmolLM2-135M is far above chance on them (measured on the whole test
+    /// split: acc 87 %, greedy 42 %, chance 25 %). On the first 40 examples the bounds sit 3.5 or more
+    /// standard errors below those figures, so a broken prompt, choice or split fails here.
+    func testSmolLM2IsFarAboveChanceOnTheLambadaTask() throws {
+        let path = TextCorpus.cacheDirectory() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        guard FileManager.default.fileExists(atPath: path) else {
+            XCTFail("the real model is not at \(path): the test command's set-up fetches it")
+            return
+        }
+        let model = try LlamaModel.load(path: path)
+        var task = try MultipleChoiceTask.load("austen_lambada")[0]
+        task.examples = Array(task.examples.prefix(40))
+        let (results, interrupted) = MultipleChoiceScoring.evaluate(model: model, tasks: [task])
+        XCTAssertFalse(interrupted)
+        let r = try XCTUnwrap(results.first)
+        XCTAssertEqual(r.chance, 0.25, accuracy: 1e-9)
+        XCTAssertGreaterThan(r.accuracy, 0.6, "acc \(r.accuracy)")
+        XCTAssertGreaterThan(try XCTUnwrap(r.greedyAccuracy), 0.15)
     }
 }
