@@ -8,7 +8,9 @@ tasks by name when their optional files are in the cache (scripts/fetch_data.py 
 
 Each implementation runs in a process of its own, one after the other:
 
-* Sculpt -- the release binary's `sculpt-kernel repl` fed `model load M`, `data tasks T... limit=N`
+* Sculpt -- the release binary's `sculpt-kernel repl` fed `model load M keep=no` (Float32 weights, as
+  PyTorch computes: the scoring is what is checked here; with the blocks kept, products run on 8-bit
+  activations and close choices can flip, `--keep` measures that), `data tasks T... limit=N`
   and `eval accuracy` on stdin; its table (acc, acc_norm, chance, seconds per task; percentages with
   one decimal) is parsed.
 * PyTorch -- CPU float32, torch.set_num_threads(--threads), OMP_WAIT_POLICY=PASSIVE unless set
@@ -426,7 +428,7 @@ def run_sculpt(args) -> dict:
         time.sleep(5)
     if not binary.exists():
         return {"status": "not built", "detail": f"{binary} does not exist"}
-    script = (f"model load {args.model}\n"
+    script = (f"model load {args.model} keep={'yes' if args.keep else 'no'}\n"
               f"data tasks {' '.join(args.tasks)} limit={args.limit}\n"
               "eval accuracy\n")
     proc = run_with_stdin([str(binary), "repl"], script, args.timeout)
@@ -480,7 +482,7 @@ def run_sculpt_tokenizer_check(args, files: list[dict]) -> dict:
     """Sculpt's token count and perplexity loss of each check file (`data text` + `eval ppl`)."""
     if not files:
         return {"status": "skipped"}
-    script = f"model load {args.model}\n" + "".join(
+    script = f"model load {args.model} keep={'yes' if args.keep else 'no'}\n" + "".join(
         f"data text {f['file']}\neval ppl tokens=8191 window=8192\n" for f in files)
     proc = run_with_stdin([args.sculpt_kernel, "repl"], script, args.timeout)
     errors = iter(re.findall(r"the text has (\d+) tokens", proc["stderr"]))
@@ -593,6 +595,7 @@ def main() -> int:
                         help="examples per task whose strings are joined into one file for the token-count and loss check (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per process (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="Sculpt keeps the file's blocks (integer kernels) instead of Float32")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--check-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
