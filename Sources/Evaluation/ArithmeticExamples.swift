@@ -85,15 +85,13 @@ public enum ExampleFile {
         try writeWhole(Data(text.utf8), to: path)
     }
 
-    /// Writes through PATH.partial and renames, so that a failure leaves no half-written file.
+    /// Writes whole or not at all (Foundation's atomic write: a temporary file, then a rename), with
+    /// an error that names the path and why.
     public static func writeWhole(_ data: Data, to path: String) throws {
         let expanded = (path as NSString).expandingTildeInPath
-        let partial = expanded + ".partial"
         do {
-            try data.write(to: URL(fileURLWithPath: partial))
-            guard rename(partial, expanded) == 0 else { throw CocoaError(.fileWriteUnknown) }
+            try data.write(to: URL(fileURLWithPath: expanded), options: .atomic)
         } catch {
-            try? FileManager.default.removeItem(atPath: partial)
             let directory = (expanded as NSString).deletingLastPathComponent
             throw TaskError.unwritable(path: expanded, reason: FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory)
                                         ? error.localizedDescription : "no directory \(directory)")

@@ -32,7 +32,6 @@ extension Session {
         return read.map { var t = $0; t.examples = Array(t.examples.prefix(limit)); return t }
     }
 
-
     /// Makes these the session's tasks (read by `readTasks`, or made by tests).
     public func useTasks(_ tasks: [MultipleChoiceTask]) {
         self.tasks = tasks
