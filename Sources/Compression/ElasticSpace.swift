@@ -210,8 +210,8 @@ public final class ElasticSpace {
     public func apply(_ genome: [Int], model: LlamaModel, adapters: LoRASet) {
         precondition(isValid(genome), "a genome of \(genome.count) genes for \(groups.count) groups")
         let (ranks, widths) = resolve(genome)
-        for (l, layer) in model.layers.enumerated() {
-            layer.activeFFN = widths[l]
+        model.activeShape = .widths(widths, model.config)
+        for l in model.layers.indices {
             for (p, adapter) in adapters.adapters[l] { adapter.activeRank = ranks[l][p] ?? adapter.rank }
         }
     }

@@ -56,12 +56,15 @@ public enum GGUFExport {
     public enum ExportError: Error, CustomStringConvertible {
         case notHeldExactly(tensor: String, reason: String)
         case badWidth(layer: Int, width: Int, block: Int)
+        case skippedLayer(Int)
 
         public var description: String {
             switch self {
             case .notHeldExactly(let tensor, let reason): return "type=keep: no GGUF type holds \(tensor) exactly: \(reason)"
             case .badWidth(let layer, let width, let block):
                 return "layer \(layer)'s MLP is \(width) wide, not a multiple of the \(block)-weight blocks of the type asked for: export as f32 or f16"
+            case .skippedLayer(let layer):
+                return "layer \(layer) is skipped in the active shape: an export writes every layer; make the shape whole first"
             }
         }
     }
@@ -136,7 +139,10 @@ public enum GGUFExport {
     public static func write(model: LlamaModel, to path: String, type: TensorType, name: String,
                              recipe: [String], foldAdapters: Bool = true) throws -> Report {
         let c = model.config
-        let widths = model.layers.map(\.activeFFN)
+        let widths = model.activeShape.mlpWidths
+        if let skipped = model.activeShape.layers.firstIndex(where: { !$0.kept }) {
+            throw ExportError.skippedLayer(skipped)
+        }
         let uniform = Set(widths).count == 1
         let architecture = uniform ? "llama" : "deci"
         if let block = type.ggml?.blockLayout?.elements, block > 1, let bad = widths.enumerated().first(where: { $0.element % block != 0 }) {
@@ -191,7 +197,7 @@ public enum GGUFExport {
             try add("blk.\(l).attn_norm.weight", layer.attentionNorm, .f32)
             try add("blk.\(l).ffn_norm.weight", layer.ffnNorm, .f32)
             for p in Projection.allCases {
-                let (i, o) = p.shape(c, ffn: layer.activeFFN)
+                let (i, o) = p.shape(c, ffn: widths[l])
                 let adapter = foldAdapters ? layer.adapters[p] as? LoRAAdapter : nil
                 if adapter.map({ !$0.isMerged }) ?? false { folded += 1 }
                 let w = effectiveWeight(layer.float32Weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
@@ -249,7 +255,7 @@ public enum GGUFExport {
         let c = model.config
         var entries = [(name: String, a: Tensor, b: Tensor, rank: Int, scale: Float)]()
         for (l, p, adapter) in set.ordered {
-            let (i, o) = p.shape(c, ffn: model.layers[l].activeFFN)
+            let (i, o) = p.shape(c, ffn: model.activeShape.layers[l].mlpWidth)
             let open = (0..<adapter.activeRank).filter { (adapter.gates?[$0] ?? 1) != 0 }
             guard !open.isEmpty else { continue }
             let a = Tensor(uninitialized: [open.count, i])
@@ -266,7 +272,7 @@ public enum GGUFExport {
         let uniform = Set(ranks).count == 1 && scales.count == 1
         let alpha = uniform ? scales.first! * Float(ranks[0]) : 0
         var writer = GGUFWriter()
-        writer.set("general.architecture", .string(Set(model.layers.map(\.activeFFN)).count == 1 ? "llama" : "deci"))
+        writer.set("general.architecture", .string(Set(model.activeShape.mlpWidths).count == 1 ? "llama" : "deci"))
         writer.set("general.type", .string("adapter"))
         writer.set("general.name", .string(name))
         writer.set("adapter.type", .string("lora"))

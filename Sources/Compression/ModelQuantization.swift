@@ -67,7 +67,7 @@ public enum ModelQuantization {
             throw LoRAError.mismatch("GPTQ needs calibration windows of one length within the context")
         }
         // Calibration runs on the base model at full width (adapters and subnet come back after).
-        return try model.withBaseModelAtFullWidth { () throws -> Int in
+        return try model.withBaseModelAtFullShape { () throws -> Int in
             let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
             let streams = windows.map { model.embedded(tokens: $0) }
             let scratch = Tensor(uninitialized: [seq, c.dim])

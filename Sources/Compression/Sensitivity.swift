@@ -60,9 +60,9 @@ public enum Sensitivity {
             let saved = model.layers.map(\.adapters)
             defer { for (layer, adapters) in zip(model.layers, saved) { layer.adapters = adapters } }
             var observers = [[Projection: Wanda.InputNorms]]()
-            for layer in model.layers {
+            for (layer, shape) in zip(model.layers, model.activeShape.layers) {
                 var perLayer = [Projection: Wanda.InputNorms]()
-                for p in targets { perLayer[p] = Wanda.InputNorms(inFeatures: p.shape(c, ffn: layer.activeFFN).inFeatures) }
+                for p in targets { perLayer[p] = Wanda.InputNorms(inFeatures: p.shape(c, ffn: shape.mlpWidth).inFeatures) }
                 layer.adapters = perLayer
                 observers.append(perLayer)
             }
@@ -116,10 +116,9 @@ public enum Sensitivity {
                         measured = try loss(from: l)
                     } else {
                         guard case .width(let fraction) = treatment else { continue }
-                        let width = layer.activeFFN
-                        defer { layer.activeFFN = width }
-                        layer.activeFFN = max(1, Int((Double(c.ffnDim) * fraction).rounded()))
-                        measured = try loss(from: l)
+                        var narrower = model.activeShape
+                        narrower.layers[l].mlpWidth = max(1, Int((Double(c.ffnDim) * fraction).rounded()))
+                        measured = try model.withShape(narrower) { try loss(from: l) }
                     }
                     deltas[l][k] = measured - base
                     onCell?(l, k, measured - base)

@@ -64,7 +64,7 @@ public enum Wanda {
         guard let last = chosen.last else { return 0 }
 
         // Calibration runs on the base model at full width (adapters and subnet come back after).
-        return try model.withBaseModelAtFullWidth { () throws -> Int in
+        return try model.withBaseModelAtFullShape { () throws -> Int in
             let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
             let streams = windows.map { model.embedded(tokens: $0) }
             let scratch = Tensor(uninitialized: [seq, c.dim])

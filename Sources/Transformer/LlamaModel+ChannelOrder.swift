@@ -37,22 +37,16 @@ extension LlamaModel {
     /// `isCancelled` says so between them.
     public func mlpChannelImportance(sequences: [[Int32]], isCancelled: () -> Bool = { false }) -> [[Double]]? {
         let c = config
-        let saved = layers.map { ($0.adapters, $0.activeFFN) }
         let observers = layers.map { _ in InputChannelSquares(channels: c.ffnDim) }
-        for (layer, observer) in zip(layers, observers) {
-            layer.adapters = [.down: observer]
-            layer.activeFFN = c.ffnDim
-        }
-        defer {
-            for (layer, (adapters, width)) in zip(layers, saved) {
-                layer.adapters = adapters
-                layer.activeFFN = width
+        let finished = withBaseModelAtFullShape { () -> Bool in
+            for (layer, observer) in zip(layers, observers) { layer.adapters = [.down: observer] }
+            for tokens in sequences where !tokens.isEmpty {
+                if isCancelled() { return false }
+                _ = forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .last)
             }
+            return true
         }
-        for tokens in sequences where !tokens.isEmpty {
-            if isCancelled() { return nil }
-            _ = forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .last)
-        }
+        guard finished else { return nil }
         return zip(layers, observers).map { layer, observer in
             let rows = Double(max(1, observer.rows))
             var norms = [Double](repeating: 0, count: c.ffnDim)

@@ -18,18 +18,9 @@ extension LlamaModel {
             embed($0.baseAddress!, rows: rows, into: w.x.data)
         }
         positions.withUnsafeBufferPointer { positions in
-            for (l, layer) in layers.enumerated() {
-                // Attention over [prefix; own positions ≤ i]: x += Wo · attend(rope(Wq·n(x)), …)
-                rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                project(layer, .q, input: w.xn.data, out: w.q.data, rows: rows)
-                project(layer, .k, input: w.xn.data, out: w.k.data, rows: rows)
-                project(layer, .v, input: w.xn.data, out: w.v.data, rows: rows)
-                ropeForward(x: w.q.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.heads)
-                ropeForward(x: w.k.data, positions: positions.baseAddress!, table: rope, rows: rows, heads: c.kvHeads)
-                prefixAttentionForward(out: w.attention.data, q: w.q.data, k: w.k.data, v: w.v.data,
-                                       prefixK: cache.keys[l].data, prefixV: cache.values[l].data, prefix: prefix, shape: shape)
-                project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
-                mlpForward(layer, w: w, rows: rows)
+            for l in layers.indices {
+                // Attention over [prefix; own positions ≤ i].
+                runBlock(l, w.blockBuffers, rows: rows, positions: positions.baseAddress!, attention: .afterPrefix(cache, shape))
             }
         }
         return head(w.x, rows: rows, batch: batch, seq: seq, scope: scope, scratch: w.xn)

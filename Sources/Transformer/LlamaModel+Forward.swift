@@ -45,6 +45,15 @@ final class DecodeScratch {
         scores = Tensor(zeros: [capacity])
         logits = Tensor(zeros: [c.vocabSize])
     }
+
+    /// The buffers of one decode step through block `l`, in place on `x`: the new key and value
+    /// go straight into the cache's next row.
+    func buffers(cache: KVCache, layer l: Int) -> BlockBuffers {
+        let row = cache.length * cache.keys[l].shape[1]
+        return BlockBuffers(input: x.data, middle: x.data, output: x.data, attentionNormed: xn.data, q: q.data,
+                            k: cache.keys[l].data + row, v: cache.values[l].data + row, attention: attention.data,
+                            mlpNormed: xn.data, gate: gate.data, up: up.data, hidden: hidden.data)
+    }
 }
 
 /// Keys and values of past positions, per layer, for generating one token at a time.
@@ -95,34 +104,7 @@ extension LlamaModel {
 
     /// One block on the workspace's residual stream `w.x`, in place.
     func layerForward(_ l: Int, w: ForwardWorkspace, positions: UnsafePointer<Int32>, shape: AttentionShape, rows: Int, cache: KVCache?) {
-        let c = config
-        let layer = layers[l]
-        // Attention: x += Wo · attend(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-        rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-        project(layer, .q, input: w.xn.data, out: w.q.data, rows: rows)
-        project(layer, .k, input: w.xn.data, out: w.k.data, rows: rows)
-        project(layer, .v, input: w.xn.data, out: w.v.data, rows: rows)
-        ropeForward(x: w.q.data, positions: positions, table: rope, rows: rows, heads: c.heads)
-        ropeForward(x: w.k.data, positions: positions, table: rope, rows: rows, heads: c.kvHeads)
-        if let cache {
-            cache.keys[l].data.update(from: w.k.data, count: rows * c.kvDim)
-            cache.values[l].data.update(from: w.v.data, count: rows * c.kvDim)
-        }
-        attentionForward(out: w.attention.data, probs: w.probs.data, q: w.q.data, k: w.k.data, v: w.v.data, shape: shape)
-        project(layer, .o, input: w.attention.data, out: w.x.data, rows: rows, accumulate: true)
-
-        mlpForward(layer, w: w, rows: rows)
-    }
-
-    /// The MLP block on the workspace's residual stream, in place:
-    /// x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
-    func mlpForward(_ layer: LlamaLayer, w: ForwardWorkspace, rows: Int) {
-        let c = config
-        rmsNormForward(out: w.xn.data, rstd: nil, input: w.x.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-        project(layer, .gate, input: w.xn.data, out: w.gate.data, rows: rows)
-        project(layer, .up, input: w.xn.data, out: w.up.data, rows: rows)
-        swigluForward(out: w.hidden.data, gate: w.gate.data, up: w.up.data, count: rows * layer.activeFFN)
-        project(layer, .down, input: w.hidden.data, out: w.x.data, rows: rows, accumulate: true)
+        runBlock(l, w.blockBuffers, rows: rows, positions: positions, attention: .sequences(shape, probs: w.probs.data, cache: cache))
     }
 
     /// The residual stream entering each layer, and after the last: `layers + 1` tensors of
@@ -228,24 +210,6 @@ extension LlamaModel {
         return losses
     }
 
-    /// out = input · Wᵀ (+ out) for one projection of a layer, plus its adapter's Δ when it has one:
-    /// the one product that forward, decode and training share. A packed weight runs on the
-    /// quantized kernels, a Float32 one on BLAS. With an elastic MLP width the gate/up outputs
-    /// and the down inputs are the first `activeFFN` channels: the products run on those shapes,
-    /// reading the frozen weights in place.
-    @inline(__always)
-    func project(_ layer: LlamaLayer, _ p: Projection, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                 rows: Int, accumulate: Bool = false, training: Bool = false) {
-        let (i, o) = p.shape(config, ffn: layer.activeFFN)
-        if let packed = layer.packed[p] {
-            quantizedLinear(out: out, input: input, weight: packed, rows: rows, inFeatures: i, outFeatures: o, accumulate: accumulate)
-        } else {
-            linearForward(out: out, input: input, weight: layer.float32Weight(p).data, rows: rows, inFeatures: i, outFeatures: o,
-                          accumulate: accumulate, weightStride: p.shape(config).inFeatures)
-        }
-        layer.adapters[p]?.forward(input: input, out: out, rows: rows, inFeatures: i, outFeatures: o, training: training)
-    }
-
     /// logits (rows, vocab) = input (rows, dim) · Eᵀ, on the output projection's own form.
     func outputLogits(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int) {
         if let packed = packedOutputProjection {
@@ -313,28 +277,14 @@ extension LlamaModel {
         let position = [Int32(cache.length)]
         let s = cache.scratch ?? DecodeScratch(config: c, capacity: cache.capacity)
         cache.scratch = s
-        let (x, xn, q, attention, gate, up, hidden, scores) = (s.x, s.xn, s.q, s.attention, s.gate, s.up, s.hidden, s.scores)
+        let (x, xn) = (s.x, s.xn)
         [token].withUnsafeBufferPointer {
             embed($0.baseAddress!, rows: 1, into: x.data)
         }
         position.withUnsafeBufferPointer { positions in
-            for (l, layer) in layers.enumerated() {
-                let kRow = cache.keys[l].data + cache.length * c.kvDim
-                let vRow = cache.values[l].data + cache.length * c.kvDim
-                rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.attentionNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
-                project(layer, .q, input: xn.data, out: q.data, rows: 1)
-                project(layer, .k, input: xn.data, out: kRow, rows: 1)
-                project(layer, .v, input: xn.data, out: vRow, rows: 1)
-                ropeForward(x: q.data, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.heads)
-                ropeForward(x: kRow, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.kvHeads)
-                attentionDecode(out: attention.data, q: q.data, keys: cache.keys[l].data, values: cache.values[l].data,
-                                scores: scores.data, length: cache.length + 1, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
-                project(layer, .o, input: attention.data, out: x.data, rows: 1, accumulate: true)
-                rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.ffnNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
-                project(layer, .gate, input: xn.data, out: gate.data, rows: 1)
-                project(layer, .up, input: xn.data, out: up.data, rows: 1)
-                swigluForward(out: hidden.data, gate: gate.data, up: up.data, count: layer.activeFFN)
-                project(layer, .down, input: hidden.data, out: x.data, rows: 1, accumulate: true)
+            for l in layers.indices {
+                runBlock(l, s.buffers(cache: cache, layer: l), rows: 1, positions: positions.baseAddress!,
+                         attention: .cached(cache, scores: s.scores.data))
             }
         }
         cache.advance(by: 1)

@@ -66,10 +66,8 @@ extension LlamaModel {
             progress?(index + 1, shapes.count)
         }
         if let ffnWidths {
-            for (layer, width) in zip(model.layers, ffnWidths) {
-                layer.activeFFN = width
-                layer.storedFFN = width
-            }
+            for (layer, width) in zip(model.layers, ffnWidths) { layer.storedFFN = width }
+            model.activeShape = model.fullShape
         }
         return model
     }

@@ -15,15 +15,12 @@ extension LlamaModel {
     /// 15 per layer: a few hundredths of a millisecond per token.
     public func profileDecode(tokens: [Int32], cache: KVCache) -> TokenProfile {
         let c = config
+        // One name per clock: the embedding, BlockPart's eight, the output head.
         let names = ["embedding", "norms", "q, k, v projections", "RoPE", "attention over the cache", "o projection",
                      "gate, up projections", "SwiGLU", "down projection", "output head (logits)"]
         var spent = [UInt64](repeating: 0, count: names.count)
         var total: UInt64 = 0
-        let x = Tensor(zeros: [1, c.dim]), xn = Tensor(zeros: [1, c.dim])
-        let q = Tensor(zeros: [1, c.dim]), attention = Tensor(zeros: [1, c.dim])
-        let gate = Tensor(zeros: [1, c.ffnDim]), up = Tensor(zeros: [1, c.ffnDim]), hidden = Tensor(zeros: [1, c.ffnDim])
-        let logits = Tensor(zeros: [1, c.vocabSize])
-        let scores = Tensor(zeros: [cache.capacity])
+        let scratch = DecodeScratch(config: c, capacity: cache.capacity)
         var clock = DispatchTime.now().uptimeNanoseconds
         @inline(__always) func lap(_ part: Int) {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -35,40 +32,18 @@ extension LlamaModel {
             let start = DispatchTime.now().uptimeNanoseconds
             clock = start
             let position = [Int32(cache.length)]
-            [token].withUnsafeBufferPointer { embed($0.baseAddress!, rows: 1, into: x.data) }
+            [token].withUnsafeBufferPointer { embed($0.baseAddress!, rows: 1, into: scratch.x.data) }
             lap(0)
             position.withUnsafeBufferPointer { positions in
-                for (l, layer) in layers.enumerated() {
-                    let kRow = cache.keys[l].data + cache.length * c.kvDim
-                    let vRow = cache.values[l].data + cache.length * c.kvDim
-                    rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.attentionNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
-                    lap(1)
-                    project(layer, .q, input: xn.data, out: q.data, rows: 1)
-                    project(layer, .k, input: xn.data, out: kRow, rows: 1)
-                    project(layer, .v, input: xn.data, out: vRow, rows: 1)
-                    lap(2)
-                    ropeForward(x: q.data, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.heads)
-                    ropeForward(x: kRow, positions: positions.baseAddress!, table: rope, rows: 1, heads: c.kvHeads)
-                    lap(3)
-                    attentionDecode(out: attention.data, q: q.data, keys: cache.keys[l].data, values: cache.values[l].data,
-                                    scores: scores.data, length: cache.length + 1, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
-                    lap(4)
-                    project(layer, .o, input: attention.data, out: x.data, rows: 1, accumulate: true)
-                    lap(5)
-                    rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: layer.ffnNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
-                    lap(1)
-                    project(layer, .gate, input: xn.data, out: gate.data, rows: 1)
-                    project(layer, .up, input: xn.data, out: up.data, rows: 1)
-                    lap(6)
-                    swigluForward(out: hidden.data, gate: gate.data, up: up.data, count: layer.activeFFN)
-                    lap(7)
-                    project(layer, .down, input: hidden.data, out: x.data, rows: 1, accumulate: true)
-                    lap(8)
+                for l in layers.indices {
+                    // The block's parts are names 1…8, in BlockPart's order.
+                    runBlock(l, scratch.buffers(cache: cache, layer: l), rows: 1, positions: positions.baseAddress!,
+                             attention: .cached(cache, scores: scratch.scores.data), lap: { lap($0.rawValue + 1) })
                 }
             }
-            rmsNormForward(out: xn.data, rstd: nil, input: x.data, weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
+            rmsNormForward(out: scratch.xn.data, rstd: nil, input: scratch.x.data, weight: finalNorm.data, rows: 1, channels: c.dim, eps: c.normEps)
             lap(1)
-            outputLogits(out: logits.data, input: xn.data, rows: 1)
+            outputLogits(out: scratch.logits.data, input: scratch.xn.data, rows: 1)
             lap(9)
             cache.advance(by: 1)
             total += DispatchTime.now().uptimeNanoseconds - start
@@ -78,13 +53,13 @@ extension LlamaModel {
     }
 
     /// Bytes one decode step reads from memory at cache length `position`: every weight the
-    /// products stream (packed or Float32, the output head whole, one embedding row) and the
+    /// products of the kept layers stream (packed or Float32, the output head whole, one embedding row) and the
     /// cache's keys and values.
     public func bytesReadPerToken(position: Int) -> Int {
         var bytes = 0
-        for layer in layers {
+        for (layer, shape) in zip(layers, activeShape.layers) where shape.kept {
             for p in Projection.allCases {
-                let (i, o) = p.shape(config, ffn: layer.activeFFN)
+                let (i, o) = p.shape(config, ffn: shape.mlpWidth)
                 if let m = layer.packed[p] {
                     bytes += m.byteCount * o / m.rows * i / m.columns
                 } else {

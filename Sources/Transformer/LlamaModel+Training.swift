@@ -85,24 +85,14 @@ extension LlamaModel {
         }
         w.positions.withUnsafeBufferPointer { pp in
             let positions = pp.baseAddress!
-            for (l, layer) in layers.enumerated() {
+            for l in layers.indices {
                 let a = w.layers[l]
-                rmsNormForward(out: a.xn1.data, rstd: a.rstd1.data, input: a.xIn.data, weight: layer.attentionNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                project(layer, .q, input: a.xn1.data, out: a.q.data, rows: rows, training: true)
-                project(layer, .k, input: a.xn1.data, out: a.k.data, rows: rows, training: true)
-                project(layer, .v, input: a.xn1.data, out: a.v.data, rows: rows, training: true)
-                ropeForward(x: a.q.data, positions: positions, table: rope, rows: rows, heads: c.heads)
-                ropeForward(x: a.k.data, positions: positions, table: rope, rows: rows, heads: c.kvHeads)
-                attentionForward(out: a.attention.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data, shape: shape)
-                a.xMid.data.update(from: a.xIn.data, count: rows * c.dim)
-                project(layer, .o, input: a.attention.data, out: a.xMid.data, rows: rows, accumulate: true, training: true)
-                rmsNormForward(out: a.xn2.data, rstd: a.rstd2.data, input: a.xMid.data, weight: layer.ffnNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
-                project(layer, .gate, input: a.xn2.data, out: a.gate.data, rows: rows, training: true)
-                project(layer, .up, input: a.xn2.data, out: a.up.data, rows: rows, training: true)
-                swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, count: rows * layer.activeFFN)
                 let next = l + 1 < layers.count ? w.layers[l + 1].xIn : w.xFinal
-                next.data.update(from: a.xMid.data, count: rows * c.dim)
-                project(layer, .down, input: a.hidden.data, out: next.data, rows: rows, accumulate: true, training: true)
+                let buffers = BlockBuffers(input: a.xIn.data, middle: a.xMid.data, output: next.data, attentionNormed: a.xn1.data,
+                                           q: a.q.data, k: a.k.data, v: a.v.data, attention: a.attention.data, mlpNormed: a.xn2.data,
+                                           gate: a.gate.data, up: a.up.data, hidden: a.hidden.data,
+                                           attentionRstd: a.rstd1.data, mlpRstd: a.rstd2.data)
+                runBlock(l, buffers, rows: rows, positions: positions, attention: .sequences(shape, probs: a.probs.data, cache: nil), training: true)
             }
         }
         rmsNormForward(out: w.xnFinal.data, rstd: w.rstdFinal.data, input: w.xFinal.data, weight: finalNorm.data, rows: rows, channels: c.dim, eps: c.normEps)
@@ -142,30 +132,31 @@ extension LlamaModel {
                         rstd: w.rstdFinal.data, rows: rows, channels: c.dim)
         w.positions.withUnsafeBufferPointer { pp in
             let positions = pp.baseAddress!
-            for l in stride(from: layers.count - 1, through: 0, by: -1) {
-                let layer = layers[l], a = w.layers[l]
+            for l in stride(from: layers.count - 1, through: 0, by: -1) where activeShape.layers[l].kept {
+                // (A skipped block passed the stream through: its gradient passes through too.)
+                let layer = layers[l], a = w.layers[l], width = activeShape.layers[l].mlpWidth
                 // MLP: x_out = x_mid + down(silu(gate(n₂)) ⊙ up(n₂)), n₂ = norm(x_mid)
                 w.dHidden.zero()
-                projectBackward(layer, .down, dOut: w.dx.data, input: a.hidden.data, dInput: w.dHidden.data, rows: rows)
+                projectBackward(layer, .down, width: width, dOut: w.dx.data, input: a.hidden.data, dInput: w.dHidden.data, rows: rows)
                 w.dGate.zero(); w.dUp.zero()
-                swigluBackward(dGate: w.dGate.data, dUp: w.dUp.data, dOut: w.dHidden.data, gate: a.gate.data, up: a.up.data, count: rows * layer.activeFFN)
+                swigluBackward(dGate: w.dGate.data, dUp: w.dUp.data, dOut: w.dHidden.data, gate: a.gate.data, up: a.up.data, count: rows * width)
                 w.dxn.zero()
-                projectBackward(layer, .gate, dOut: w.dGate.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
-                projectBackward(layer, .up, dOut: w.dUp.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .gate, width: width, dOut: w.dGate.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .up, width: width, dOut: w.dUp.data, input: a.xn2.data, dInput: w.dxn.data, rows: rows)
                 rmsNormBackward(dInput: w.dx.data, dWeight: nil, dOut: w.dxn.data, input: a.xMid.data, weight: layer.ffnNorm.data,
                                 rstd: a.rstd2.data, rows: rows, channels: c.dim)
                 // Attention: x_mid = x_in + o(attend(rope(q(n₁)), rope(k(n₁)), v(n₁))), n₁ = norm(x_in)
                 w.dAttention.zero()
-                projectBackward(layer, .o, dOut: w.dx.data, input: a.attention.data, dInput: w.dAttention.data, rows: rows)
+                projectBackward(layer, .o, width: width, dOut: w.dx.data, input: a.attention.data, dInput: w.dAttention.data, rows: rows)
                 w.dq.zero(); w.dk.zero(); w.dv.zero()
                 attentionBackward(dq: w.dq.data, dk: w.dk.data, dv: w.dv.data, dOut: w.dAttention.data, q: a.q.data, k: a.k.data, v: a.v.data,
                                   probs: a.probs.data, shape: shape)
                 ropeBackward(dx: w.dq.data, positions: positions, table: rope, rows: rows, heads: c.heads)
                 ropeBackward(dx: w.dk.data, positions: positions, table: rope, rows: rows, heads: c.kvHeads)
                 w.dxn.zero()
-                projectBackward(layer, .q, dOut: w.dq.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
-                projectBackward(layer, .k, dOut: w.dk.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
-                projectBackward(layer, .v, dOut: w.dv.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .q, width: width, dOut: w.dq.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .k, width: width, dOut: w.dk.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
+                projectBackward(layer, .v, width: width, dOut: w.dv.data, input: a.xn1.data, dInput: w.dxn.data, rows: rows)
                 rmsNormBackward(dInput: w.dx.data, dWeight: nil, dOut: w.dxn.data, input: a.xIn.data, weight: layer.attentionNorm.data,
                                 rstd: a.rstd1.data, rows: rows, channels: c.dim)
             }
@@ -175,9 +166,9 @@ extension LlamaModel {
 
     /// dInput += dOut · W for a frozen projection, plus its adapter's backward.
     @inline(__always)
-    func projectBackward(_ layer: LlamaLayer, _ p: Projection, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    func projectBackward(_ layer: LlamaLayer, _ p: Projection, width: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          dInput: UnsafeMutablePointer<Float>, rows: Int) {
-        let (i, o) = p.shape(config, ffn: layer.activeFFN)
+        let (i, o) = p.shape(config, ffn: width)
         // A packed weight is dequantized for the step (a copy: kept alive through the product).
         let weight = layer.float32Weight(p)
         withExtendedLifetime(weight) {

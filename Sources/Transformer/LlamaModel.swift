@@ -16,9 +16,6 @@ public final class LlamaLayer: @unchecked Sendable {
     private let shapes: [Projection: (outFeatures: Int, inFeatures: Int)]
     /// Trainable additions to the projections (LoRA and its elastic forms); empty for the plain model.
     public var adapters: [Projection: ProjectionAdapter] = [:]
-    /// MLP channels in use: the first `activeFFN` outputs of gate and up and inputs of down
-    /// (elastic width, LoNAS mode B). The full width unless a subnet narrows it.
-    public var activeFFN: Int
     /// MLP channels that hold weights: the full width, or for a layer loaded narrower from a
     /// `deci` file its own width (the rest of the storage is zero padding).
     public internal(set) var storedFFN: Int
@@ -112,7 +109,6 @@ public final class LlamaLayer: @unchecked Sendable {
         if allocate {
             for p in Projection.allCases { dense[p] = Tensor(zeros: [shapes[p]!.outFeatures, shapes[p]!.inFeatures]) }
         }
-        activeFFN = c.ffnDim
         storedFFN = c.ffnDim
         mlpChannelOrder = Array(0..<c.ffnDim)
     }
@@ -139,6 +135,13 @@ public final class LlamaModel: @unchecked Sendable {
     public private(set) var packedOutput: BlockQuantizedMatrix?
     /// Whether the output projection is its own weight (false: tied to the token embedding).
     public let hasOutput: Bool
+    /// What of the model a forward runs: every layer kept and wide unless a subnet, a search or
+    /// a method's measurement says otherwise (`withShape` sets one for a while).
+    public var activeShape: ActiveShape {
+        didSet {
+            if let problem = activeShape.problem(for: config, stored: layers.map(\.storedFFN)) { preconditionFailure(problem) }
+        }
+    }
 
     public init(config: LlamaConfiguration, tokenizer: ByteLevelBPE, tiedOutput: Bool = true, allocate: Bool = true) {
         self.config = config
@@ -146,6 +149,7 @@ public final class LlamaModel: @unchecked Sendable {
         layers = (0..<config.layers).map { _ in LlamaLayer(config, allocate: allocate) }
         finalNorm = Tensor(zeros: [config.dim])
         hasOutput = !tiedOutput
+        activeShape = .full(config)
         if allocate {
             embeddingFloat32 = Tensor(zeros: [config.vocabSize, config.dim])
             outputFloat32 = tiedOutput ? nil : Tensor(zeros: [config.vocabSize, config.dim])

@@ -32,7 +32,7 @@ public struct ModelCard: Sendable {
         self.name = name
         self.source = source
         config = model.config
-        let widths = model.layers.map(\.activeFFN)
+        let widths = model.activeShape.mlpWidths
         ffnWidths = Set(widths).count == 1 && widths.first == model.config.ffnDim ? nil : widths
         // A narrower layer's MLP is stored padded with zeros to the widest: not parameters.
         parameters = model.parameterCount - widths.reduce(0) { $0 + 3 * (model.config.ffnDim - $1) * model.config.dim }

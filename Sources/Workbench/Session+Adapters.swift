@@ -55,7 +55,7 @@ extension Session {
     /// so the session never ends up with none.
     func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
         try requireUniformWidths(model, for: "adapters")
-        let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.layers.map(\.activeFFN))
+        let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.activeShape)
         lora?.detach(from: model)
         let unpacked = packedBeforeMerge
         restorePackedAfterUnmerge(model)
@@ -63,7 +63,7 @@ extension Session {
         elastic = nil
         activeGenome = nil
         trainingHistory = []
-        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
+        model.activeShape = model.fullShape
         do {
             let set = try make()
             lora = set
@@ -76,7 +76,7 @@ extension Session {
                 packedBeforeMerge = unpacked
             }
             (lora, elastic, activeGenome, trainingHistory) = (old.0, old.2, old.3, old.4)
-            for (layer, width) in zip(model.layers, old.5) { layer.activeFFN = width }
+            model.activeShape = old.5
             throw error
         }
     }
@@ -239,7 +239,7 @@ extension Session {
         let wasMerged = set.isMerged
         set.detach(from: model)
         restorePackedAfterUnmerge(model)
-        for layer in model.layers { layer.activeFFN = model.config.ffnDim }
+        model.activeShape = model.fullShape
         lora = nil
         elastic = nil
         activeGenome = nil

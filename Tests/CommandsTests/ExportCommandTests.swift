@@ -33,7 +33,7 @@ final class ExportCommandTests: XCTestCase {
         XCTAssertEqual(file.info("blk.1.ffn_down.weight")?.shape, [32, 64])
         XCTAssertTrue(file.metadata["sculpt.recipe"]?.array?.compactMap(\.string).contains { $0.hasPrefix("trained") } ?? false)
         let reloaded = try LlamaModel.load(path: path)
-        XCTAssertEqual(reloaded.layers.map(\.activeFFN), [32, 64])
+        XCTAssertEqual(reloaded.activeShape.mlpWidths, [32, 64])
         XCTAssertEqual(zip(before, logits(reloaded)).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-4)
     }
 

@@ -11,8 +11,8 @@ final class ElasticSlicingTests: XCTestCase {
     func testElasticWidthEqualsATruncatedModel() throws {
         let model = LlamaModel.random(config: config, seed: 3)
         let tokens: [Int32] = [3, 40, 99, 200, 7]
-        model.layers[0].activeFFN = 24
-        model.layers[1].activeFFN = 16
+        model.activeShape.layers[0].mlpWidth = 24
+        model.activeShape.layers[1].mlpWidth = 16
         let elastic = model.forward(tokens: tokens, batch: 1, seq: 5, logits: .all).array
 
         // The same weights with the channels beyond each width zeroed: silu(0)·0 = 0 and zero
@@ -36,8 +36,8 @@ final class ElasticSlicingTests: XCTestCase {
         let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 4, alpha: 8, targets: Projection.allCases), seed: 1)
         var rng = SeededGenerator(seed: 2)
         for (_, _, adapter) in lora.ordered { rng.fillNormal(adapter.b, std: 0.3); adapter.activeRank = 2 }
-        model.layers[0].activeFFN = 24
-        model.layers[1].activeFFN = 16
+        model.activeShape.layers[0].mlpWidth = 24
+        model.activeShape.layers[1].mlpWidth = 16
         let tokens: [Int32] = (0..<8).map { Int32(($0 * 29 + 3) % 256) }
         let targets: [Int32] = (0..<8).map { Int32(($0 * 31 + 9) % 256) }
         let workspace = TrainingWorkspace(config: config, batch: 2, seq: 4)
@@ -48,7 +48,7 @@ final class ElasticSlicingTests: XCTestCase {
             return s / Double(c)
         }
         for (l, p, adapter) in lora.ordered {
-            let (i, o) = p.shape(config, ffn: model.layers[l].activeFFN)
+            let (i, o) = p.shape(config, ffn: model.activeShape.layers[l].mlpWidth)
             for (name, parameter, gradient, rows, cols, active) in [
                 ("A", adapter.a, adapter.gradA, 4, adapter.inFeatures, { (r: Int, c: Int) in r < 2 && c < i }),
                 ("B", adapter.b, adapter.gradB, adapter.outFeatures, 4, { (r: Int, c: Int) in r < o && c < 2 }),

@@ -35,7 +35,7 @@ final class ElasticSpaceTests: XCTestCase {
         XCTAssertEqual(full.parameters - small.parameters - (full.adapterParameters - small.adapterParameters), 3 * 3 * 32 * 32)
         XCTAssertLessThan(small.macsPerToken, full.macsPerToken)
         space.apply(space.minimal, model: model, adapters: lora)
-        XCTAssertEqual(model.layers.map(\.activeFFN), [32, 32, 32])
+        XCTAssertEqual(model.activeShape.mlpWidths, [32, 32, 32])
         XCTAssertEqual(lora.adapters[1][.q]?.activeRank, 4)
         XCTAssertEqual(space.uniform(rank: 7, widthFraction: 0.9), space.groups.map { _ in 0 }, "nearest choices: rank 8, width 100%")
     }
@@ -64,7 +64,7 @@ final class ElasticSpaceTests: XCTestCase {
                              return [{ space.apply(genome, model: model, adapters: lora) }]
                          }, validationSubnet: { space.apply(space.maximal, model: model, adapters: lora) })
         XCTAssertGreaterThan(sampled.count, 60, "one random subnet per step")
-        XCTAssertEqual(model.layers.map(\.activeFFN), [64, 64, 64], "the validation subnet is left active")
+        XCTAssertEqual(model.activeShape.mlpWidths, [64, 64, 64], "the validation subnet is left active")
         let after = loss(space.heuristic)
         XCTAssertLessThan(after, before - 0.5, "heuristic subnet \(before) → \(after)")
     }

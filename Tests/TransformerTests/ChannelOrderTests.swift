@@ -61,9 +61,9 @@ final class ChannelOrderTests: XCTestCase {
     func testSortedChannelsKeepTheFunctionAndMakeNarrowerMLPsCloser() {
         let model = LlamaModel.random(config: config, seed: 9)
         let full = logits(model)
-        for layer in model.layers { layer.activeFFN = 24 }
+        model.activeShape = .widths([24, 24], config)
         let loadedError = zip(logits(model), full).map { Double(($0 - $1) * ($0 - $1)) }.reduce(0, +)
-        for layer in model.layers { layer.activeFFN = config.ffnDim }
+        model.activeShape = .full(config)
 
         model.orderMLPChannels(byImportance: model.mlpChannelImportance(sequences: calibration())!)
         XCTAssertLessThan(zip(logits(model), full).map { abs($0 - $1) }.max()!, 1e-4)
@@ -73,7 +73,7 @@ final class ChannelOrderTests: XCTestCase {
             XCTAssertTrue(zip(scores, scores.dropFirst()).allSatisfy { $0 >= $1 * (1 - 1e-5) },
                           "measured again, the importance is in descending order")
         }
-        for layer in model.layers { layer.activeFFN = 24 }
+        model.activeShape = .widths([24, 24], config)
         let sortedError = zip(logits(model), full).map { Double(($0 - $1) * ($0 - $1)) }.reduce(0, +)
         XCTAssertLessThan(sortedError, loadedError)
     }
@@ -92,10 +92,10 @@ final class ChannelOrderTests: XCTestCase {
         let model = LlamaModel.random(config: config, seed: 10)
         let adapter = AddOne()
         model.layers[0].adapters[.up] = adapter
-        model.layers[1].activeFFN = 16
+        model.activeShape.layers[1].mlpWidth = 16
         XCTAssertEqual(model.mlpChannelImportance(sequences: calibration())!, plain)
         XCTAssertTrue(model.layers[0].adapters[.up] === adapter)
-        XCTAssertEqual(model.layers[1].activeFFN, 16)
+        XCTAssertEqual(model.activeShape.layers[1].mlpWidth, 16)
         XCTAssertNil(model.mlpChannelImportance(sequences: calibration(), isCancelled: { true }))
         XCTAssertTrue(model.layers[0].adapters[.up] === adapter)
     }
