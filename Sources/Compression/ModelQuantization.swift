@@ -35,90 +35,60 @@ public enum ModelQuantization {
     /// with the earlier stages quantized.
     static let stages: [[Projection]] = [[.q, .k, .v], [.o], [.gate, .up], [.down]]
 
-    /// Quantizes the chosen layers. Cancellation is checked between blocks and between a block's
-    /// calibration windows; a block interrupted part-way is put back as it was, so the model is
-    /// quantized through the last block reported to `onLayer`.
+    /// Quantizes the chosen layers in `BlockwiseEdit`'s walk: a block interrupted part-way is put
+    /// back as it was, so the model is quantized through the last block reported to `onLayer`.
     @discardableResult
     public static func quantize(model: LlamaModel, parameters p: Parameters, windows: [[Int32]] = [],
                                 cancellation: CancellationToken? = nil, onLayer: ((Int, LayerErrors) -> Void)? = nil) throws -> Int {
         try p.validate(for: model.config)
-        let c = model.config
-        let chosen = (0..<c.layers).filter { p.layers?.contains($0) ?? true }
-        guard let last = chosen.last, !p.targets.isEmpty else { return 0 }
-        if p.method == .rtn {
-            for l in chosen {
-                try cancellation?.check()
-                let layer = model.layers[l]
-                var errors = LayerErrors()
-                for projection in p.targets {
-                    let w = layer.weight(projection)
-                    let (i, o) = projection.shape(c)
-                    let m = GroupQuantizer.quantize(w, rows: o, columns: i, parameters: p.grid)
-                    errors[projection] = GroupQuantizer.relativeError(w, m)
-                    m.dequantize(into: w.data)
-                    layer.quantized[projection] = m
-                }
-                onLayer?(l, errors)
-            }
-            return chosen.count
+        let chosen = (0..<model.config.layers).filter { p.layers?.contains($0) ?? true }
+        switch p.method {
+        case .rtn:
+            return try BlockwiseEdit.run(model: model, layers: chosen, targets: p.targets, cancellation: cancellation,
+                                         body: { try roundToNearest($0, p) }, onLayer: onLayer)
+        case .gptq:
+            guard !windows.isEmpty else { throw LoRAError.mismatch("GPTQ needs calibration windows") }
+            return try BlockwiseEdit.run(model: model, layers: chosen, targets: p.targets, windows: windows, cancellation: cancellation,
+                                         body: { try gptq($0, p) }, onLayer: onLayer)
         }
+    }
 
-        guard let seq = windows.first?.count, windows.allSatisfy({ $0.count == seq }), seq <= c.contextLength else {
-            throw LoRAError.mismatch("GPTQ needs calibration windows of one length within the context")
+    /// RTN's block body: each target rounded to its nearest grid point, group by group.
+    static func roundToNearest(_ block: BlockwiseEdit.Block, _ p: Parameters) throws -> LayerErrors {
+        var errors = LayerErrors()
+        for projection in p.targets {
+            let w = block.layer.weight(projection)
+            let (i, o) = projection.shape(block.config)
+            let m = GroupQuantizer.quantize(w, rows: o, columns: i, parameters: p.grid)
+            errors[projection] = GroupQuantizer.relativeError(w, m)
+            m.dequantize(into: w.data)
+            block.layer.quantized[projection] = m
         }
-        // Calibration runs on the base model at full width (adapters and subnet come back after).
-        return try model.withBaseModelAtFullShape { () throws -> Int in
-            let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
-            let streams = windows.map { model.embedded(tokens: $0) }
-            let scratch = Tensor(uninitialized: [seq, c.dim])
-            var done = 0
-            for l in 0...last {
-                let layer = model.layers[l]
-                if chosen.contains(l) {
-                    let original = Dictionary(uniqueKeysWithValues: p.targets.map { ($0, layer.weight($0).copy()) })
-                    let originalPacked = layer.quantized
-                    do {
-                        var errors = LayerErrors()
-                        for stage in stages {
-                            let targets = stage.filter(p.targets.contains)
-                            guard let first = targets.first else { continue }
-                            // Projections of one stage read the same input: one Gram matrix.
-                            let gram = GPTQ.InputGram(inFeatures: first.shape(c).inFeatures)
-                            layer.adapters = [first: gram]
-                            for stream in streams {
-                                try cancellation?.check()
-                                scratch.data.update(from: stream.data, count: stream.count)
-                                model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
-                            }
-                            layer.adapters = [:]
-                            let (u, dead) = try GPTQ.inverseCholesky(gram.gram, n: first.shape(c).inFeatures, cancellation: cancellation)
-                            for projection in targets {
-                                let w = layer.weight(projection)
-                                let (i, o) = projection.shape(c)
-                                let m = try GPTQ.quantize(w, rows: o, columns: i, u: u, dead: dead, parameters: p.grid, cancellation: cancellation)
-                                errors[projection] = GroupQuantizer.relativeError(original[projection]!, m)
-                                layer.quantized[projection] = m
-                            }
-                        }
-                        done += 1
-                        onLayer?(l, errors)
-                    } catch {
-                        // Never half a block: the block's weights as they were.
-                        for (projection, w) in original { layer.weight(projection).data.update(from: w.data, count: w.count) }
-                        layer.quantized = originalPacked
-                        layer.adapters = [:]
-                        throw error
-                    }
-                }
-                if l < last {
-                    for stream in streams {
-                        try cancellation?.check()
-                        model.layerForward(l, stream: stream, batch: 1, seq: seq, workspace: workspace)
-                    }
-                }
+        return errors
+    }
+
+    /// GPTQ's block body, stage by stage: one Gram matrix of the stage's inputs from the block as
+    /// quantized so far, then each of its projections.
+    static func gptq(_ block: BlockwiseEdit.Block, _ p: Parameters) throws -> LayerErrors {
+        let c = block.config
+        var errors = LayerErrors()
+        for stage in stages {
+            let targets = stage.filter(p.targets.contains)
+            guard let first = targets.first else { continue }
+            // Projections of one stage read the same input: one Gram matrix.
+            let gram = GPTQ.InputGram(inFeatures: first.shape(c).inFeatures)
+            try block.observe([first: gram])
+            let (u, dead) = try GPTQ.inverseCholesky(gram.gram, n: first.shape(c).inFeatures, cancellation: block.cancellation)
+            for projection in targets {
+                let w = block.layer.weight(projection)
+                let original = w.copy()
+                let (i, o) = projection.shape(c)
+                let m = try GPTQ.quantize(w, rows: o, columns: i, u: u, dead: dead, parameters: p.grid, cancellation: block.cancellation)
+                errors[projection] = GroupQuantizer.relativeError(original, m)
+                block.layer.quantized[projection] = m
             }
-            return done
         }
+        return errors
     }
 
     /// Bytes of the packed projections, and of the Float32 weights they stand for.

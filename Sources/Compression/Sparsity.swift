@@ -126,24 +126,20 @@ public struct PruningParameters: Sendable {
 /// Magnitude pruning: score |W_ij|; unstructured sparsity takes one threshold over the whole
 /// matrix (layer-wise), N:M works within each row's groups.
 public enum MagnitudePruning {
-    /// Prunes every target of every chosen layer; cancellation is checked between layers, so
+    /// Prunes every target of every chosen layer, in `BlockwiseEdit`'s walk (no calibration):
     /// the model is pruned consistently up to a layer. Returns the layers pruned.
     @discardableResult
     public static func prune(model: LlamaModel, parameters p: PruningParameters, cancellation: CancellationToken? = nil,
                              onLayer: ((Int) -> Void)? = nil) throws -> Int {
         try p.validate(for: model.config)
-        var done = 0
-        for (l, layer) in model.layers.enumerated() where p.prunes(layer: l) {
-            try cancellation?.check()
+        let chosen = (0..<model.config.layers).filter { p.prunes(layer: $0) }
+        return try BlockwiseEdit.run(model: model, layers: chosen, targets: p.targets, cancellation: cancellation, body: { block in
             for projection in p.targets {
-                let w = layer.weight(projection)
-                let (i, o) = projection.shape(model.config)
+                let w = block.layer.weight(projection)
+                let (i, o) = projection.shape(block.config)
                 let scores = (0..<w.count).map { abs(w[$0]) }
                 Sparsity.prune(w, scores: scores, rows: o, columns: i, pattern: p.pattern, wholeMatrix: true)
             }
-            done += 1
-            onLayer?(l)
-        }
-        return done
+        }, onLayer: { l, _ in onLayer?(l) })
     }
 }

@@ -46,62 +46,26 @@ public enum Wanda {
     }
 
     /// Prunes the chosen layers block by block on `windows` (each a calibration sequence of the
-    /// same length, no BOS). Cancellation is checked between blocks and between windows, never
-    /// inside one block's pruning: the model is left pruned consistently through the last block
-    /// reported to `onLayer`. Returns the number of blocks pruned.
+    /// same length, no BOS), in `BlockwiseEdit`'s walk: the model is left pruned through the last
+    /// block reported to `onLayer`. Returns the number of blocks pruned.
     @discardableResult
     public static func prune(model: LlamaModel, parameters p: PruningParameters, windows: [[Int32]],
                              cancellation: CancellationToken? = nil, onLayer: ((Int) -> Void)? = nil) throws -> Int {
         try p.validate(for: model.config)
-        guard let seq = windows.first?.count, seq >= 1, windows.allSatisfy({ $0.count == seq }) else {
-            throw LoRAError.mismatch("Wanda needs calibration windows of one length")
-        }
-        guard seq <= model.config.contextLength else {
-            throw LoRAError.mismatch("calibration windows of \(seq) tokens exceed the model's context of \(model.config.contextLength)")
-        }
-        let c = model.config
-        let chosen = (0..<c.layers).filter { p.prunes(layer: $0) }
-        guard let last = chosen.last else { return 0 }
-
-        // Calibration runs on the base model at full width (adapters and subnet come back after).
-        return try model.withBaseModelAtFullShape { () throws -> Int in
-            let workspace = ForwardWorkspace(config: c, batch: 1, seq: seq)
-            let streams = windows.map { model.embedded(tokens: $0) }
-            let scratch = Tensor(uninitialized: [seq, c.dim])
-            var pruned = 0
-            for l in 0...last {
-                let layer = model.layers[l]
-                if p.prunes(layer: l) {
-                    // 1. ‖X_j‖² of every target's inputs, from the dense block.
-                    var observers = [Projection: InputNorms]()
-                    for projection in p.targets { observers[projection] = InputNorms(inFeatures: projection.shape(c).inFeatures) }
-                    layer.adapters = observers
-                    for stream in streams {
-                        try cancellation?.check()
-                        scratch.data.update(from: stream.data, count: stream.count)
-                        model.layerForward(l, stream: scratch, batch: 1, seq: seq, workspace: workspace)
-                    }
-                    layer.adapters = [:]
-                    try cancellation?.check()
-                    // 2. Prune the whole block (not interrupted part-way).
-                    for projection in p.targets {
-                        let w = layer.weight(projection)
-                        let (i, o) = projection.shape(c)
-                        let s = scores(weight: w, rows: o, columns: i, inputSumOfSquares: observers[projection]!.sumOfSquares)
-                        Sparsity.prune(w, scores: s, rows: o, columns: i, pattern: p.pattern, wholeMatrix: false)
-                    }
-                    pruned += 1
-                    onLayer?(l)
-                }
-                // 3. The pruned block's outputs feed the next block.
-                if l < last {
-                    for stream in streams {
-                        try cancellation?.check()
-                        model.layerForward(l, stream: stream, batch: 1, seq: seq, workspace: workspace)
-                    }
-                }
+        guard !windows.isEmpty else { throw LoRAError.mismatch("Wanda needs calibration windows") }
+        let chosen = (0..<model.config.layers).filter { p.prunes(layer: $0) }
+        return try BlockwiseEdit.run(model: model, layers: chosen, targets: p.targets, windows: windows, cancellation: cancellation, body: { block in
+            // 1. ‖X_j‖² of every target's inputs, from the dense block.
+            let observers = Dictionary(uniqueKeysWithValues: p.targets.map { ($0, InputNorms(inFeatures: $0.shape(block.config).inFeatures)) })
+            try block.observe(observers)
+            try block.checkCancellation()
+            // 2. Prune the whole block.
+            for projection in p.targets {
+                let w = block.layer.weight(projection)
+                let (i, o) = projection.shape(block.config)
+                let s = scores(weight: w, rows: o, columns: i, inputSumOfSquares: observers[projection]!.sumOfSquares)
+                Sparsity.prune(w, scores: s, rows: o, columns: i, pattern: p.pattern, wholeMatrix: false)
             }
-            return pruned
-        }
+        }, onLayer: { l, _ in onLayer?(l) })
     }
 }
