@@ -32,9 +32,15 @@ extension CommandTable {
             return loraTable(set, model: try context.session.requireModel())
         },
 
-        Command("lora merge", summary: "Fold the adapters into the frozen weights (W += s·B·A); undo with `lora unmerge`") { _, context in
+        Command("lora merge", summary: "Fold the adapters into the frozen weights (W += s·B·A); undo with `lora unmerge`",
+                details: "Until another method changes the weights, `lora unmerge` takes the update back out. `quantize`, `sparsify`, "
+                    + "`lora` (new adapters) or `lora load` after a merge make the merged weights the base: the adapters are then "
+                    + "folded in for good, the recipe says so, and the method works on the merged weights (fine-tune → merge → "
+                    + "quantize → export; SparsePEFT → merge → quantize). `sparsify restore` then goes back to the merged weights "
+                    + "as they were before the first edit of that base.") { _, context in
             let merged = try context.session.mergeAdapters()
-            var text = "merged \(merged.merged) adapters into the weights; the model now runs without them"
+            var text = "merged \(merged.merged) adapters into the weights; the model now runs without them "
+                + "(`lora unmerge` takes them out; `quantize`, `sparsify` or new adapters make the merged weights the base)"
             if merged.zerosAfter < merged.zerosBefore {
                 // A dense B·A fills a sparse base's zeros: Shears keeps adapters unmerged for this reason.
                 text += String(format: "\nwarning: the merge densified the sparse base: zeros %.2f %% → %.2f %% of the projections' weights (",

@@ -116,6 +116,16 @@ public final class LoRASet {
         }
     }
 
+    /// Takes merged adapters off the model and leaves their update in the weights: the merged
+    /// weights are the base from now on. (Put back with `reattach(to:merged: true)`, they add
+    /// nothing again, as merged adapters do.)
+    public func release(from model: LlamaModel) {
+        precondition(isMerged, "only merged adapters leave their update behind")
+        for (l, perLayer) in adapters.enumerated() {
+            for p in perLayer.keys { model.layers[l].adapters[p] = nil }
+        }
+    }
+
     /// Folds s·B·A into the frozen weights; the adapters then add nothing until `unmerge`.
     public func merge(into model: LlamaModel) {
         guard !isMerged else { return }

@@ -25,7 +25,7 @@ extension Session {
     /// weights the session kept (W_fp).
     func checkSQFT(_ configuration: LoRAConfiguration, model: LlamaModel) throws {
         guard configuration.quantizationAware else { return }
-        guard preQuantization != nil else {
+        guard base.hasQuantizationBase else {
             throw WorkbenchError.invalid("quantization_aware=yes trains through the base's quantization grid: `quantize int4 ...` first")
         }
         for (l, layer) in model.layers.enumerated() {
@@ -40,25 +40,18 @@ extension Session {
     func constrainForSQFT(_ set: LoRASet, model: LlamaModel) {
         guard set.configuration.sparse else { return }
         for (l, p, adapter) in set.ordered {
-            let layer = model.layers[l]
-            let k = Projection.allCases.firstIndex(of: p)!
-            if set.configuration.quantizationAware, let base = preQuantization?[l][k], let grid = layer.quantized[p] {
-                adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: base), quantization: (base, grid)))
-            } else {
-                adapter.constrain(UpdateConstraint(mask: UpdateConstraint.nonZeros(of: layer.float32Weight(p))))
-            }
+            adapter.constrain(base.constraint(layer: l, p, model: model, quantizationAware: set.configuration.quantizationAware))
         }
     }
 
     /// Takes the current adapters (and any elastic state) off the model, then installs new ones.
-    /// Callers validate first; should `make` still fail, the old adapters and state go back on,
-    /// so the session never ends up with none.
+    /// Merged adapters stay in the weights: the merged weights become the base the new adapters
+    /// train on. Callers validate first; should `make` still fail, the old adapters, the base's
+    /// kept states and the recipe go back as they were, so the session never ends up with none.
     func replaceAdapters(on model: LlamaModel, _ make: () throws -> LoRASet) throws -> LoRASet {
         try requireUniformWidths(model, for: "adapters")
-        let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.activeShape)
-        lora?.detach(from: model)
-        let unpacked = packedBeforeMerge
-        restorePackedAfterUnmerge(model)
+        let old = (lora, lora?.isMerged ?? false, elastic, activeGenome, trainingHistory, model.activeShape, base, recipe)
+        if old.1 { adoptMergedAdapters(model) } else { lora?.detach(from: model) }
         lora = nil
         elastic = nil
         activeGenome = nil
@@ -69,30 +62,17 @@ extension Session {
             lora = set
             return set
         } catch {
+            // Merged adapters were released with their update in the weights: put back, they add nothing again.
             old.0?.reattach(to: model, merged: old.1)
-            if old.1 {
-                // The merge took the same projections off their grid again.
-                for (l, grids) in unpacked { for p in grids.keys { model.layers[l].quantized[p] = nil } }
-                packedBeforeMerge = unpacked
-            }
-            (lora, elastic, activeGenome, trainingHistory) = (old.0, old.2, old.3, old.4)
+            (lora, elastic, activeGenome, trainingHistory, base, recipe) = (old.0, old.2, old.3, old.4, old.6, old.7)
             model.activeShape = old.5
             throw error
         }
     }
 
-    /// After an unmerge: the grids a plain merge dropped, with the weights put exactly back on them.
-    func restorePackedAfterUnmerge(_ model: LlamaModel) {
-        guard !packedBeforeMerge.isEmpty else { return }
-        for (l, grids) in packedBeforeMerge {
-            for (p, grid) in grids {
-                grid.dequantize(into: model.layers[l].weight(p).data)
-                model.layers[l].quantized[p] = grid
-            }
-        }
-        packedBeforeMerge = [:]
-        model.packQuantizedGrids()
-        modelCard?.packed = ModelQuantization.packedBytes(model)
+    /// After an unmerge: the grids a plain merge took off come back, and the card says so.
+    func restoreGridsAfterUnmerge(_ model: LlamaModel) {
+        if base.unmerged(model) { modelCard?.packed = ModelQuantization.packedBytes(model) }
     }
 
     /// A `deci` model's narrower layers are stored padded with zeros to the widest: the commands
@@ -105,8 +85,9 @@ extension Session {
 
     /// SparsePEFT and QA-SparsePEFT adapters hold masks and grids made from the base when they
     /// were attached: changing the base under them would let their updates fill new zeros.
+    /// (Merged ones are not in the way: an edit makes them the base first.)
     func requireNoConstrainedAdapters(for what: String) throws {
-        guard let lora, lora.ordered.contains(where: { $0.adapter.constraint != nil }) else { return }
+        guard let lora, !lora.isMerged, lora.ordered.contains(where: { $0.adapter.constraint != nil }) else { return }
         throw WorkbenchError.invalid("SparsePEFT adapters are attached, with masks (and grids) made from the base as it was: "
                                      + "`lora remove` them before \(what)")
     }
@@ -145,7 +126,10 @@ extension Session {
             throw WorkbenchError.invalid("distill=yes needs a teacher in every step: with elastic adapters, use sampler=sandwich "
                                          + "(the largest subnet learns from the labels and teaches the smallest and the random one)")
         }
-        if set.isMerged { throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` before training") }
+        if set.isMerged {
+            throw WorkbenchError.invalid("the adapters are merged into the weights: `lora unmerge` before training them, "
+                                         + "or attach new ones (`lora ...`), which train on the merged weights as the base")
+        }
         guard parameters.seq < model.config.contextLength else {
             throw WorkbenchError.invalid("seq=\(parameters.seq) does not fit the model's context of \(model.config.contextLength)")
         }
@@ -215,15 +199,7 @@ extension Session {
         guard !set.isMerged else { throw WorkbenchError.invalid("the adapters are already merged") }
         let before = Sparsity.totals(model)
         set.merge(into: model)
-        // A dense update moves the weights off their quantization grid: the packed form no longer holds them.
-        var unpacked = 0
-        for (l, p, adapter) in set.ordered where adapter.constraint?.isQuantizationAware != true {
-            if let grid = model.layers[l].quantized.removeValue(forKey: p) {
-                packedBeforeMerge[l, default: [:]][p] = grid
-                unpacked += 1
-            }
-        }
-        model.packQuantizedGrids()
+        let unpacked = base.merged(set, into: model)
         if unpacked > 0 { modelCard?.packed = ModelQuantization.packedBytes(model) }
         let after = Sparsity.totals(model)
         record("merged adapters", String(format: "%d adapters; zeros %.2f %% → %.2f %%", set.ordered.count,
@@ -238,7 +214,7 @@ extension Session {
         let set = try requireLoRA()
         let wasMerged = set.isMerged
         set.detach(from: model)
-        restorePackedAfterUnmerge(model)
+        restoreGridsAfterUnmerge(model)
         model.activeShape = model.fullShape
         lora = nil
         elastic = nil
@@ -254,7 +230,7 @@ extension Session {
         let set = try requireLoRA()
         guard set.isMerged else { throw WorkbenchError.invalid("the adapters are not merged") }
         set.unmerge(from: model)
-        restorePackedAfterUnmerge(model)
+        restoreGridsAfterUnmerge(model)
         record("unmerged adapters", "")
         return set.ordered.count
     }

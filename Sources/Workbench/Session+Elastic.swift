@@ -67,7 +67,7 @@ extension Session {
         // Reordering MLP channels moves weights; packed codes group along down's inputs and
         // would no longer line up.
         let reorders = mode == .b && (order == .importance || model.layers.contains { $0.mlpChannelOrder != Array(0..<model.config.ffnDim) })
-        if reorders && (model.layers.contains { !$0.quantized.isEmpty } || preQuantization != nil) {
+        if reorders && (model.layers.contains { !$0.quantized.isEmpty } || base.hasQuantizationBase) {
             throw WorkbenchError.invalid("the model is quantized: reordering its MLP channels would break the groups of its codes; "
                                          + "use order=loaded on a model quantized in its loaded order, or `sparsify restore` first")
         }

@@ -45,12 +45,9 @@ public final class Session {
     public internal(set) var examples: (name: String, pairs: [(prompt: String, answer: String)])?
     /// Every transformation applied to the model since it was loaded, in order.
     public internal(set) var recipe = [RecipeStep]()
-    /// The projections' weights before the first pruning, for `sparsify restore`.
-    var denseWeights: DenseWeights?
-    /// The projections' weights just before the last `quantize`: QA-SparsePEFT's W_fp.
-    var preQuantization: [[Tensor]]?
-    /// Packed forms a plain merge took off the grid, by layer: put back by unmerge.
-    var packedBeforeMerge = [Int: [Projection: GroupQuantizedMatrix]]()
+    /// What the session keeps of the base weights to go back (restore, QA-SparsePEFT's W_fp,
+    /// unmerge), and the rules between the weights' forms.
+    var base = BaseWeights()
 
     public init(seed: UInt64 = Session.defaultSeed) {
         self.seed = seed
@@ -71,8 +68,8 @@ public final class Session {
 
     /// The one list of what belongs to a model and goes with it, when another is installed or the
     /// session is reset: tokens, adapters and their training, the elastic space, its subnet, its
-    /// searches and random draws, the recipe, and the weights kept for restore, QA-SparsePEFT and
-    /// unmerge.
+    /// searches and random draws, the recipe, and the base weights kept for restore, QA-SparsePEFT
+    /// and unmerge.
     private func forgetModelState() {
         tokenCache = [:]
         lora = nil
@@ -83,9 +80,7 @@ public final class Session {
         lastFront = nil
         randomDraws = 0
         recipe = []
-        denseWeights = nil
-        preQuantization = nil
-        packedBeforeMerge = [:]
+        base = BaseWeights()
     }
 
     /// Adds a step to the recipe.
