@@ -6,12 +6,12 @@ import Transformer
 extension Session {
     /// The loss change of compressing one module of one layer alone, for every layer × module, on
     /// `tokens` tokens of the evaluation text in windows of `window`. The model is unchanged
-    /// afterwards; an interrupt throws `SensitivityInterrupted` with the cells measured.
+    /// afterwards (with merged adapters, the merged weights are what is compressed); an interrupt throws `SensitivityInterrupted` with the cells measured.
     public func sensitivity(_ treatment: Sensitivity.Treatment, targets: [Projection], tokens: Int, window: Int, split: String?,
                             calibrationSplit: String?, calibrationWindows: Int, calibrationLength: Int,
                             onCell: @escaping (Int, Int, Double) -> Void) throws -> Sensitivity.Result {
         let model = try requireModel()
-        if let lora, lora.isMerged { throw WorkbenchError.invalid("the adapters are merged: `lora unmerge` first, so each module is compressed alone") }
+        // Merged adapters add nothing of their own: the cells measure the merged weights, as the model computes.
         try requireUniformWidths(model, for: "sensitivity")
         guard let split = split ?? evaluationSplit else { throw WorkbenchError.noData }
         let seq = min(window, model.config.contextLength - 1)

@@ -103,4 +103,17 @@ final class MergedBaseTests: XCTestCase {
         assertInOrder(session, ["trained", "merged adapters", "merged weights became the base"])
         XCTAssertEqual(session.lora?.configuration.targets, [.q, .k])
     }
+
+    /// Sensitivity measures the model as it computes: with merged adapters, the merged weights,
+    /// left exactly as they were, and the merge can still be undone.
+    func testSensitivityMeasuresTheMergedWeightsAndLeavesThemAsTheyWere() throws {
+        let (session, runner, output) = try tinySession(reading: sentence, repeated: 80,
+                                                        then: "lora rank=4 targets=q,v\ntrain steps=3 seq=32 lr=0.05\nlora merge")
+        let model = try session.requireModel()
+        let merged = Projection.allCases.map { projections(model, $0) }
+        _ = try runner.run("sensitivity bits=4 tokens=128 window=64", output: output)
+        XCTAssertEqual(Projection.allCases.map { projections(model, $0) }, merged)
+        XCTAssertEqual(session.lora?.isMerged, true)
+        _ = try runner.run("lora unmerge", output: output)
+    }
 }
