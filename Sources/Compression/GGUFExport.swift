@@ -15,30 +15,16 @@ import Transformer
 /// projection no type holds and why.
 public enum GGUFExport {
     public enum TensorType: String, CaseIterable, Sendable {
+        /// Every case but `keep` is a writable type's ggml name in lower case.
         case f32, f16, q8_0, q4_0, q4_1, keep
 
-        var ggml: GGMLType? {
-            switch self {
-            case .f32: return .f32
-            case .f16: return .f16
-            case .q8_0: return .q8_0
-            case .q4_0: return .q4_0
-            case .q4_1: return .q4_1
-            case .keep: return nil
-            }
-        }
+        /// The type's row in the table; nil for `keep`, which chooses per tensor.
+        var traits: GGMLTypeTraits? { GGMLTypeTraits.all.first { $0.name.lowercased() == rawValue } }
 
-        /// llama.cpp's `general.file_type` (LLAMA_FTYPE_ALL_F32 0, MOSTLY_F16 1, Q4_0 2, Q4_1 3, Q8_0 7).
-        var fileType: UInt32? {
-            switch self {
-            case .f32: return 0
-            case .f16: return 1
-            case .q4_0: return 2
-            case .q4_1: return 3
-            case .q8_0: return 7
-            case .keep: return nil
-            }
-        }
+        var ggml: GGMLType? { traits.map(GGMLType.init) }
+
+        /// llama.cpp's `general.file_type`.
+        var fileType: UInt32? { traits?.llamaFileType }
     }
 
     /// What was written.
@@ -123,13 +109,14 @@ public enum GGUFExport {
             if let bytes = GGUFWriter.blocks(of: grid, rows: rows, columns: columns, as: type) { return (type, bytes) }
         }
         let why: String
-        if grid.group != 32 {
-            why = "its INT\(grid.bits) groups of \(grid.group) do not line up with GGUF's blocks of 32 (quantize with group=32)"
+        let block = candidates[0].traits!.blockSize
+        if grid.group != block {
+            why = "its INT\(grid.bits) groups of \(grid.group) do not line up with GGUF's blocks of \(block) (quantize with group=\(block))"
         } else if !grid.symmetric {
             why = grid.bits == 8 ? "GGUF has no asymmetric 8-bit block (quantize with symmetric=yes for Q8_0)"
                 : "an asymmetric grid's minimum −z·s is not a half float, as Q4_1 stores it (quantize with symmetric=yes for Q4_0)"
         } else {
-            why = "its columns do not split into blocks of 32"
+            why = "its columns do not split into blocks of \(block)"
         }
         throw ExportError.notHeldExactly(tensor: name, reason: why)
     }
@@ -145,7 +132,7 @@ public enum GGUFExport {
         }
         let uniform = Set(widths).count == 1
         let architecture = uniform ? "llama" : "deci"
-        if let block = type.ggml?.blockLayout?.elements, block > 1, let bad = widths.enumerated().first(where: { $0.element % block != 0 }) {
+        if let block = type.traits?.blockSize, block > 1, let bad = widths.enumerated().first(where: { $0.element % block != 0 }) {
             throw ExportError.badWidth(layer: bad.offset, width: bad.element, block: block)
         }
         var writer = GGUFWriter()
@@ -184,7 +171,8 @@ public enum GGUFExport {
         let twoD = type.ggml ?? .f32
         /// `keep` writes a matrix loaded from Q4_0, Q4_1 or Q8_0 (and kept packed) as its blocks were.
         func addKept(_ tensorName: String, _ packed: BlockQuantizedMatrix?, rows: Int) -> Bool {
-            guard type == .keep, let packed, let (id, bytes) = packed.ggmlBlocks(rows: rows), let blockType = GGMLType(rawValue: UInt32(id)) else { return false }
+            guard type == .keep, let packed, let (traits, bytes) = packed.ggmlBlocks(rows: rows) else { return false }
+            let blockType = GGMLType(traits)
             writer.add(tensorName, shape: [rows, packed.columns], type: blockType, bytes: bytes)
             types[blockType.description, default: 0] += 1
             parameters += rows * packed.columns

@@ -28,11 +28,19 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
         /// A `quantize` grid: bits, group size, symmetric.
         case grid(bits: Int, group: Int, symmetric: Bool)
 
+        /// The GGUF type the blocks came from, or nil for a `quantize` grid.
+        public var ggml: GGMLTypeTraits? {
+            switch self {
+            case .q4_0: return .q4_0
+            case .q4_1: return .q4_1
+            case .q8_0: return .q8_0
+            case .grid: return nil
+            }
+        }
+
         public var description: String {
             switch self {
-            case .q4_0: return "Q4_0"
-            case .q4_1: return "Q4_1"
-            case .q8_0: return "Q8_0"
+            case .q4_0, .q4_1, .q8_0: return ggml!.name
             case .grid(let bits, let group, let symmetric): return "INT\(bits) g\(group)\(symmetric ? " sym" : "")"
             }
         }
@@ -303,30 +311,32 @@ public final class BlockQuantizedMatrix: @unchecked Sendable {
 }
 
 extension BlockQuantizedMatrix {
-    /// GGUF blocks as they are in the file (`rows` × `columns` weights of Q4_0, Q4_1 or Q8_0),
-    /// or nil for another type.
+    /// GGUF blocks as they are in the file (`rows` × `columns` weights of a type the table marks
+    /// kept packed: Q4_0, Q4_1 or Q8_0), or nil for another type.
     public convenience init?(ggmlType: Int, blocks source: UnsafeRawPointer, rows: Int, columns: Int) {
-        let blocks = rows * (columns / 32)
-        switch ggmlType {
-        case 2:  // Q4_0: f16 d, u8 qs[16]
+        guard let traits = UInt32(exactly: ggmlType).flatMap(GGMLTypeTraits.init(id:)), traits.isKeptPacked else { return nil }
+        let blocks = rows * (columns / traits.blockSize)
+        let size = traits.bytesPerBlock
+        switch traits {
+        case .q4_0:  // f16 d, u8 qs[16]
             self.init(rows: rows, columns: columns, bits: 4, format: .q4_0, offset: .zeroPoint(8))
             for b in 0..<blocks {
-                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 18, as: UInt16.self))
-                (codes + b * 16).copyMemory(from: source + b * 18 + 2, byteCount: 16)
+                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * size, as: UInt16.self))
+                (codes + b * codeBytesPerBlock).copyMemory(from: source + b * size + 2, byteCount: codeBytesPerBlock)
             }
-        case 3:  // Q4_1: f16 d, f16 m, u8 qs[16]
+        case .q4_1:  // f16 d, f16 m, u8 qs[16]
             self.init(rows: rows, columns: columns, bits: 4, format: .q4_1, offset: .minimums)
             guard case .minimums(let m) = offset else { return nil }
             for b in 0..<blocks {
-                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 20, as: UInt16.self))
-                m[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 20 + 2, as: UInt16.self))
-                (codes + b * 16).copyMemory(from: source + b * 20 + 4, byteCount: 16)
+                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * size, as: UInt16.self))
+                m[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * size + 2, as: UInt16.self))
+                (codes + b * codeBytesPerBlock).copyMemory(from: source + b * size + 4, byteCount: codeBytesPerBlock)
             }
-        case 8:  // Q8_0: f16 d, i8 qs[32]
+        case .q8_0:  // f16 d, i8 qs[32]
             self.init(rows: rows, columns: columns, bits: 8, format: .q8_0, offset: .zeroPoint(0))
             for b in 0..<blocks {
-                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * 34, as: UInt16.self))
-                (codes + b * 32).copyMemory(from: source + b * 34 + 2, byteCount: 32)
+                scales[b] = Float16(bitPattern: source.loadUnaligned(fromByteOffset: b * size, as: UInt16.self))
+                (codes + b * codeBytesPerBlock).copyMemory(from: source + b * size + 2, byteCount: codeBytesPerBlock)
             }
         default:
             return nil
@@ -368,28 +378,24 @@ extension BlockQuantizedMatrix {
 
 extension BlockQuantizedMatrix {
     /// The GGUF blocks of a matrix loaded from Q4_0, Q4_1 or Q8_0, byte for byte as they were in
-    /// the file (type id and bytes), for its first `rows` rows; nil for a `quantize` grid.
-    public func ggmlBlocks(rows count: Int? = nil) -> (type: Int, bytes: [UInt8])? {
+    /// the file (type and bytes), for its first `rows` rows; nil for a `quantize` grid.
+    public func ggmlBlocks(rows count: Int? = nil) -> (type: GGMLTypeTraits, bytes: [UInt8])? {
         if interleavedRows > 0 { return rowOrderCopy().ggmlBlocks(rows: count) }
+        guard let traits = format.ggml else { return nil }
         let blocks = (count ?? rows) * blocksPerRow
         func half(_ h: Float16) -> [UInt8] { [UInt8(h.bitPattern & 0xFF), UInt8(h.bitPattern >> 8)] }
+        func blockCodes(_ b: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: codes + b * codeBytesPerBlock, count: codeBytesPerBlock) }
         var out = [UInt8]()
+        out.reserveCapacity(blocks * traits.bytesPerBlock)
         switch (format, offset) {
-        case (.q4_0, _):
-            out.reserveCapacity(blocks * 18)
-            for b in 0..<blocks { out += half(scales[b]); out += UnsafeRawBufferPointer(start: codes + b * 16, count: 16) }
-            return (2, out)
+        case (.q4_0, _), (.q8_0, _):
+            for b in 0..<blocks { out += half(scales[b]); out += blockCodes(b) }
         case (.q4_1, .minimums(let m)):
-            out.reserveCapacity(blocks * 20)
-            for b in 0..<blocks { out += half(scales[b]); out += half(m[b]); out += UnsafeRawBufferPointer(start: codes + b * 16, count: 16) }
-            return (3, out)
-        case (.q8_0, _):
-            out.reserveCapacity(blocks * 34)
-            for b in 0..<blocks { out += half(scales[b]); out += UnsafeRawBufferPointer(start: codes + b * 32, count: 32) }
-            return (8, out)
+            for b in 0..<blocks { out += half(scales[b]); out += half(m[b]); out += blockCodes(b) }
         default:
             return nil
         }
+        return (traits, out)
     }
 
     /// A copy in the row layout (an interleaved matrix's rows, for export).

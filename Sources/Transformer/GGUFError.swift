@@ -1,3 +1,5 @@
+import Tensors
+
 /// Why a GGUF file could not be read or written. Each case names the key or tensor at fault.
 public enum GGUFError: Error, CustomStringConvertible, Equatable {
     /// The file could not be opened.
@@ -34,7 +36,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .badValueType(let key, let type): return "metadata key \(key) has an unknown value type \(type)"
         case .badString(let context): return "\(context) is not valid UTF-8"
         case .unsupportedTensorType(let tensor, let type):
-            return "tensor \(tensor) has type \(GGMLType(rawValue: type).map { "\($0)" } ?? "#\(type)"), which Sculpt does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1)"
+            return "tensor \(tensor) has type \(GGMLType(rawValue: type).map { "\($0)" } ?? "#\(type)"), which Sculpt does not read (\(GGMLTypeTraits.all.map(\.name).joined(separator: ", ")))"
         case .badTensor(let tensor, let reason): return "tensor \(tensor): \(reason)"
         case .missingTensor(let name): return "the file has no tensor \(name)"
         case .missingKey(let key): return "the file has no metadata key \(key) (or it has the wrong type)"
@@ -44,23 +46,26 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// ggml tensor type ids (the ones Sculpt reads are marked in `isSupported`).
+/// ggml tensor type ids, every one named; those Sculpt reads have a row in `GGMLTypeTraits`.
 public enum GGMLType: UInt32, CustomStringConvertible, Sendable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
     case q2_k = 10, q3_k = 11, q4_k = 12, q5_k = 13, q6_k = 14, q8_k = 15
     case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, bf16 = 30
 
+    /// The type's row in the table, or nil for a type Sculpt does not read.
+    public var traits: GGMLTypeTraits? { GGMLTypeTraits(id: rawValue) }
+
+    /// The type of a row in the table (every row is a ggml type named here).
+    public init(_ traits: GGMLTypeTraits) {
+        self.init(rawValue: traits.id)!
+    }
+
     public var description: String {
+        if let traits { return traits.name }
         switch self {
-        case .f32: return "F32"
-        case .f16: return "F16"
-        case .bf16: return "BF16"
         case .f64: return "F64"
-        case .q4_0: return "Q4_0"
-        case .q4_1: return "Q4_1"
         case .q5_0: return "Q5_0"
         case .q5_1: return "Q5_1"
-        case .q8_0: return "Q8_0"
         case .q8_1: return "Q8_1"
         case .q2_k: return "Q2_K"
         case .q3_k: return "Q3_K"
@@ -72,20 +77,7 @@ public enum GGMLType: UInt32, CustomStringConvertible, Sendable {
         case .i16: return "I16"
         case .i32: return "I32"
         case .i64: return "I64"
+        default: return "#\(rawValue)"  // not reached: the types Sculpt reads are named by their rows
         }
     }
-
-    /// Elements per block and bytes per block.
-    public var blockLayout: (elements: Int, bytes: Int)? {
-        switch self {
-        case .f32: return (1, 4)
-        case .f16, .bf16: return (1, 2)
-        case .q4_0: return (32, 18)
-        case .q4_1: return (32, 20)
-        case .q8_0: return (32, 34)
-        default: return nil
-        }
-    }
-
-    var isSupported: Bool { blockLayout != nil }
 }

@@ -14,10 +14,7 @@ public final class GGUFFile {
         public var elementCount: Int { dimensions.reduce(1, *) }
         /// Row-major shape, slowest axis first: a PyTorch [out, in] weight.
         public var shape: [Int] { dimensions.reversed() }
-        public var byteCount: Int {
-            let layout = type.blockLayout!
-            return elementCount / layout.elements * layout.bytes
-        }
+        public var byteCount: Int { type.traits!.byteCount(elements: elementCount) }
     }
 
     public let version: UInt32
@@ -94,11 +91,11 @@ public final class GGUFFile {
             }
             let rawType = try reader.read(UInt32.self, "tensor info \(name)")
             let offset = try reader.read(UInt64.self, "tensor info \(name)")
-            guard let type = GGMLType(rawValue: rawType), type.isSupported else {
+            guard let type = GGMLType(rawValue: rawType), let traits = type.traits else {
                 throw GGUFError.unsupportedTensorType(tensor: name, type: rawType)
             }
-            guard dimensions[0] % type.blockLayout!.elements == 0 else {
-                throw GGUFError.badTensor(tensor: name, reason: "row length \(dimensions[0]) is not a multiple of \(type)'s block of \(type.blockLayout!.elements)")
+            guard dimensions[0] % traits.blockSize == 0 else {
+                throw GGUFError.badTensor(tensor: name, reason: "row length \(dimensions[0]) is not a multiple of \(type)'s block of \(traits.blockSize)")
             }
             guard offset % UInt64(alignment) == 0 else {
                 throw GGUFError.badTensor(tensor: name, reason: "data offset \(offset) is not aligned to \(alignment)")
@@ -110,7 +107,7 @@ public final class GGUFFile {
             var elements = 1
             for d in dimensions {
                 let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-                guard !overflow, product / type.blockLayout!.elements * type.blockLayout!.bytes <= data.count else {
+                guard !overflow, traits.byteCount(elements: product) <= data.count else {
                     throw GGUFError.truncated(context: "the data of tensor \(name) (dimensions \(dimensions) need more bytes than the file has)")
                 }
                 elements = product

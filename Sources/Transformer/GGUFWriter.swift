@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// Writes GGUF version 3: metadata, then tensors as F32, F16, Q8_0, Q4_0 or Q4_1.
+/// Writes GGUF version 3: metadata, then tensors of the types `GGMLTypeTraits` marks writable.
 public struct GGUFWriter {
     public private(set) var metadata = [(String, GGUFValue)]()
     private var tensors = [(name: String, shape: [Int], type: GGMLType, bytes: [UInt8])]()
@@ -16,11 +16,12 @@ public struct GGUFWriter {
 
     /// Adds a tensor with a row-major shape (slowest axis first).
     public mutating func add(_ name: String, _ tensor: Tensor, as type: GGMLType) throws {
-        guard [.f32, .f16, .q8_0, .q4_0, .q4_1].contains(type) else {
-            throw GGUFError.cannotQuantize(tensor: name, reason: "writing \(type) is not supported (F32, F16, Q8_0, Q4_0, Q4_1)")
+        guard let traits = type.traits, traits.isWritable else {
+            let writable = GGMLTypeTraits.all.filter(\.isWritable).map(\.name)
+            throw GGUFError.cannotQuantize(tensor: name, reason: "writing \(type) is not supported (\(writable.joined(separator: ", ")))")
         }
         let rowLength = tensor.shape.last ?? 1
-        let block = type.blockLayout!.elements
+        let block = traits.blockSize
         guard rowLength % block == 0 else {
             throw GGUFError.cannotQuantize(tensor: name, reason: "row length \(rowLength) is not a multiple of \(type)'s block of \(block)")
         }

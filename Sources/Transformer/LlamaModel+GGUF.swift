@@ -35,7 +35,7 @@ extension LlamaModel {
         // Kept as blocks: whole matrices of a type the kernels compute (a narrower deci MLP is
         // padded in Float32 instead).
         let kept = zip(shapes, infos).map { shape, info in
-            keep && shape.1.count == 2 && info.shape == shape.1 && [.q4_0, .q4_1, .q8_0].contains(info.type)
+            keep && shape.1.count == 2 && info.shape == shape.1 && info.type.traits?.isKeptPacked == true
         }
         let keptElements = zip(kept, infos).reduce(0.0) { $0 + ($1.0 ? Double($1.1.elementCount) : 0) }
         let keptBytes = zip(kept, infos).reduce(0.0) { $0 + ($1.0 ? Double($1.1.byteCount) * 1.1 : 0) }

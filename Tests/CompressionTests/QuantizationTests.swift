@@ -48,6 +48,21 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
+    /// Every export type but `keep` is a writable row of the type-traits table, and every writable
+    /// row is offered; the ids and llama.cpp file types are the ones export has always written.
+    func testExportTypesAgreeWithGGMLTypeTraits() {
+        XCTAssertNil(GGUFExport.TensorType.keep.traits)
+        XCTAssertNil(GGUFExport.TensorType.keep.fileType)
+        let offered = GGUFExport.TensorType.allCases.compactMap(\.traits)
+        XCTAssertEqual(offered.map(\.name), GGMLTypeTraits.all.filter(\.isWritable).map(\.name))
+        let expected: [GGUFExport.TensorType: (GGMLType, UInt32)] = [.f32: (.f32, 0), .f16: (.f16, 1), .q4_0: (.q4_0, 2), .q4_1: (.q4_1, 3), .q8_0: (.q8_0, 7)]
+        for (type, (ggml, fileType)) in expected {
+            XCTAssertEqual(type.ggml, ggml, "\(type)")
+            XCTAssertEqual(type.fileType, fileType, "\(type)")
+            XCTAssertEqual(type.traits, ggml.traits, "\(type)")
+        }
+    }
+
     func testInverseCholeskyFactorsTheDampedInverse() throws {
         let n = 5
         let x = randomMatrix(40, n, seed: 3)

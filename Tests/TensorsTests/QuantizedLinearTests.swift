@@ -4,14 +4,14 @@ import XCTest
 
 /// Every quantized product path against a plain reference, on random blocks of every format.
 final class QuantizedLinearTests: XCTestCase {
-    /// Random GGUF blocks of `type` (2 Q4_0, 3 Q4_1, 8 Q8_0) with half scales in a sane range.
-    static func ggmlMatrix(type: Int, rows: Int, columns: Int, seed: UInt64) -> BlockQuantizedMatrix {
+    /// Random GGUF blocks of `type` (Q4_0, Q4_1 or Q8_0) with half scales in a sane range.
+    static func ggmlMatrix(_ type: GGMLTypeTraits, rows: Int, columns: Int, seed: UInt64) -> BlockQuantizedMatrix {
         var rng = SeededGenerator(seed: seed)
-        let blockBytes = [2: 18, 3: 20, 8: 34][type]!
-        var bytes = [UInt8](repeating: 0, count: rows * columns / 32 * blockBytes)
-        for b in 0..<(rows * columns / 32) {
+        let blockBytes = type.bytesPerBlock
+        var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: rows * columns))
+        for b in 0..<(rows * columns / type.blockSize) {
             let base = b * blockBytes
-            let halves = type == 3 ? 2 : 1
+            let halves = type == .q4_1 ? 2 : 1
             for h in 0..<halves {
                 let value = Float16(Float.random(in: (h == 0 ? 0.001 : -0.05)...0.05, using: &rng))
                 bytes[base + 2 * h] = UInt8(value.bitPattern & 0xFF)
@@ -19,10 +19,10 @@ final class QuantizedLinearTests: XCTestCase {
             }
             for j in (2 * halves)..<blockBytes {
                 // Q8_0 codes −127…127, as llama.cpp writes them; also −128 now and then.
-                bytes[base + j] = type == 8 ? UInt8(bitPattern: Int8.random(in: (j == 5 ? -128 : -127)...127, using: &rng)) : UInt8.random(in: 0...255, using: &rng)
+                bytes[base + j] = type == .q8_0 ? UInt8(bitPattern: Int8.random(in: (j == 5 ? -128 : -127)...127, using: &rng)) : UInt8.random(in: 0...255, using: &rng)
             }
         }
-        return bytes.withUnsafeBytes { BlockQuantizedMatrix(ggmlType: type, blocks: $0.baseAddress!, rows: rows, columns: columns)! }
+        return bytes.withUnsafeBytes { BlockQuantizedMatrix(ggmlType: Int(type.id), blocks: $0.baseAddress!, rows: rows, columns: columns)! }
     }
 
     /// A random `quantize`-style grid: per-group scales and zero points.
@@ -44,9 +44,9 @@ final class QuantizedLinearTests: XCTestCase {
     }
 
     static var formats: [(String, (Int, Int, UInt64) -> BlockQuantizedMatrix)] {
-        [("Q4_0", { ggmlMatrix(type: 2, rows: $0, columns: $1, seed: $2) }),
-         ("Q4_1", { ggmlMatrix(type: 3, rows: $0, columns: $1, seed: $2) }),
-         ("Q8_0", { ggmlMatrix(type: 8, rows: $0, columns: $1, seed: $2) }),
+        [("Q4_0", { ggmlMatrix(.q4_0, rows: $0, columns: $1, seed: $2) }),
+         ("Q4_1", { ggmlMatrix(.q4_1, rows: $0, columns: $1, seed: $2) }),
+         ("Q8_0", { ggmlMatrix(.q8_0, rows: $0, columns: $1, seed: $2) }),
          ("INT4 g64", { gridMatrix(bits: 4, group: 64, symmetric: false, rows: $0, columns: $1, seed: $2) }),
          ("INT4 g32 sym", { gridMatrix(bits: 4, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) }),
          ("INT8 g32", { gridMatrix(bits: 8, group: 32, symmetric: false, rows: $0, columns: $1, seed: $2) }),
@@ -104,7 +104,7 @@ final class QuantizedLinearTests: XCTestCase {
     }
 
     func testSerialAndThreadedSplitsAgree() {
-        Self.assertSerialAndThreadedSplitsAgree(Self.ggmlMatrix(type: 2, rows: 256, columns: 512, seed: 3), tokens: 6)
+        Self.assertSerialAndThreadedSplitsAgree(Self.ggmlMatrix(.q4_0, rows: 256, columns: 512, seed: 3), tokens: 6)
     }
 
     /// One thread and all of them give the same product (to float rounding: the splits differ).
@@ -141,7 +141,7 @@ final class QuantizedLinearTests: XCTestCase {
 
     func testTheQuantizedProductIsCloseToTheFloatProduct() {
         // What the 8-bit activations cost: a few tenths of a percent of the output's size.
-        let w = Self.ggmlMatrix(type: 8, rows: 64, columns: 256, seed: 11)
+        let w = Self.ggmlMatrix(.q8_0, rows: 64, columns: 256, seed: 11)
         let x = GradientCheck.random([4, 256], seed: 12)
         let dense = w.dequantized()
         let exact = Tensor(zeros: [4, 64]), quantized = Tensor(zeros: [4, 64])
@@ -164,9 +164,9 @@ final class QuantizedLinearTests: XCTestCase {
     /// the narrower paths that unpack a group at a time and a partial last group.
     func testInterleavedRowsReadAndComputeAsTheRowsDid() {
         let formats: [(String, (Int, Int, UInt64) -> BlockQuantizedMatrix)] =
-            [("Q4_0", { Self.ggmlMatrix(type: 2, rows: $0, columns: $1, seed: $2) }),
-             ("Q4_1", { Self.ggmlMatrix(type: 3, rows: $0, columns: $1, seed: $2) }),
-             ("Q8_0", { Self.ggmlMatrix(type: 8, rows: $0, columns: $1, seed: $2) }),
+            [("Q4_0", { Self.ggmlMatrix(.q4_0, rows: $0, columns: $1, seed: $2) }),
+             ("Q4_1", { Self.ggmlMatrix(.q4_1, rows: $0, columns: $1, seed: $2) }),
+             ("Q8_0", { Self.ggmlMatrix(.q8_0, rows: $0, columns: $1, seed: $2) }),
              ("INT4 g32 sym", { Self.gridMatrix(bits: 4, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) }),
              ("INT8 g32 sym", { Self.gridMatrix(bits: 8, group: 32, symmetric: true, rows: $0, columns: $1, seed: $2) })]
         // (tokens, outputs, rows, columns, inputs): a whole matrix, a partial last group, a
@@ -212,7 +212,7 @@ final class QuantizedLinearTests: XCTestCase {
         }
         // Per-block zero points stay in rows, and only whole groups of 16 rows interleave.
         let zeros = Self.gridMatrix(bits: 4, group: 32, symmetric: false, rows: 32, columns: 64, seed: 1)
-        let odd = Self.ggmlMatrix(type: 8, rows: 20, columns: 64, seed: 1)
+        let odd = Self.ggmlMatrix(.q8_0, rows: 20, columns: 64, seed: 1)
         XCTAssertFalse(zeros.canInterleave)
         XCTAssertFalse(odd.canInterleave)
         zeros.interleaveRows(); odd.interleaveRows()
@@ -220,7 +220,7 @@ final class QuantizedLinearTests: XCTestCase {
     }
 
     func testSerialAndThreadedSplitsAgreeOnInterleavedRows() {
-        let w = Self.ggmlMatrix(type: 8, rows: 256, columns: 512, seed: 5)
+        let w = Self.ggmlMatrix(.q8_0, rows: 256, columns: 512, seed: 5)
         w.interleaveRows()
         Self.assertSerialAndThreadedSplitsAgree(w, tokens: 5)
     }
