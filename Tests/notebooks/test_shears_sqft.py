@@ -60,3 +60,14 @@ def test_the_recipe_and_an_int4_file(cells):
     assert "Q4_0" in out, out
     with open("/tmp/sculpt-sqft-int4.gguf", "rb") as f:
         assert f.read(4) == b"GGUF" and struct.unpack("<I", f.read(4))[0] == 3
+
+
+def test_sparsepeft_merged_then_quantized_stacks_in_the_recipe(cells):
+    out = "\n".join(texts(cells, "model tiny layers=4 dim=64 ffn=256 context=256\nsparsify"))
+    steps = [line.split(". ", 1)[1] for line in out.splitlines() if re.match(r"^\s*(recipe)?\s+\d+\. ", line)]
+    kinds = [s.split(":")[0] for s in steps]
+    order = ["sparsified (wanda)", "trained", "merged adapters", "merged weights became the base", "quantized"]
+    assert all(k in kinds for k in order), kinds
+    assert [kinds.index(k) for k in order] == sorted(kinds.index(k) for k in order), kinds
+    assert "Zeros per module: 50.00 %" in out, "the merged, quantized model keeps every zero"
+    assert len(perplexities([out])) == 1
