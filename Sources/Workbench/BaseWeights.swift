@@ -49,7 +49,7 @@ struct BaseWeights {
     /// Puts the projections back as they were before the first edit, with no grids: the base
     /// is Float32 and dense again, and nothing of the edits is kept.
     mutating func restore(_ model: LlamaModel) throws {
-        guard let beforeEdits else { throw WorkbenchError.invalid("the weights were never pruned or quantized: nothing to restore") }
+        guard let beforeEdits else { preconditionFailure("the session checks for a restore point first") }
         guard beforeEdits.channelOrder == model.layers.map(\.mlpChannelOrder) else {
             throw WorkbenchError.invalid("the MLP channels were reordered after pruning: reload the model to get the dense weights")
         }

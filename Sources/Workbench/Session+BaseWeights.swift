@@ -83,6 +83,7 @@ extension Session {
     /// or adapters are merged (the copy does not hold their update).
     public func restoreDense() throws {
         let model = try requireModel()
+        guard base.beforeEdits != nil else { throw WorkbenchError.invalid("the weights were never pruned or quantized: nothing to restore") }
         if let lora, lora.isMerged {
             throw WorkbenchError.invalid("the adapters are merged into the weights, and the dense copy predates them: `lora unmerge` first")
         }
