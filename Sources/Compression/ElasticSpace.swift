@@ -210,7 +210,9 @@ public final class ElasticSpace {
     public func apply(_ genome: [Int], model: LlamaModel, adapters: LoRASet) {
         precondition(isValid(genome), "a genome of \(genome.count) genes for \(groups.count) groups")
         let (ranks, widths) = resolve(genome)
-        model.activeShape = .widths(widths, model.config)
+        var shape = model.activeShape
+        for l in shape.layers.indices { shape.layers[l].mlpWidth = widths[l] }
+        model.activeShape = shape
         for l in model.layers.indices {
             for (p, adapter) in adapters.adapters[l] { adapter.activeRank = ranks[l][p] ?? adapter.rank }
         }

@@ -240,6 +240,7 @@ public enum GGUFExport {
             throw LoRAError.mismatch("SparsePEFT's masked update M ⊙ (s·B·A) is not a low-rank LoRA that llama.cpp could apply: "
                                      + "merge it (`lora merge`) and `export gguf` the model")
         }
+        if let skipped = model.activeShape.layers.firstIndex(where: { !$0.kept }) { throw ExportError.skippedLayer(skipped) }
         let c = model.config
         var entries = [(name: String, a: Tensor, b: Tensor, rank: Int, scale: Float)]()
         for (l, p, adapter) in set.ordered {

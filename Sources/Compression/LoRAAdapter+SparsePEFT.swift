@@ -115,7 +115,7 @@ extension LoRAAdapter {
             (sign > 0 ? mergedCodes()! : grid).dequantize(into: weight.data)
         } else {
             let e = Tensor(uninitialized: [outFeatures, inFeatures])
-            constrainedUpdate(into: e.data, outFeatures: outFeatures, inFeatures: inFeatures, rank: rank)
+            constrainedUpdate(into: e.data, outFeatures: outFeatures, inFeatures: inFeatures, rank: activeRank)
             for k in 0..<weight.count { weight[k] += sign * e[k] }
         }
     }
@@ -125,7 +125,7 @@ extension LoRAAdapter {
         guard let c = constraint, let (base, grid) = c.quantization else { return nil }
         var merged = grid
         let e = Tensor(uninitialized: [outFeatures, inFeatures])
-        gemm(transposeA: false, transposeB: false, m: outFeatures, n: inFeatures, k: rank, alpha: scale, a: b.data, lda: rank,
+        gemm(transposeA: false, transposeB: false, m: outFeatures, n: inFeatures, k: activeRank, alpha: scale, a: b.data, lda: rank,
              b: a.data, ldb: inFeatures, c: e.data, ldc: inFeatures)
         for row in 0..<outFeatures {
             for col in 0..<inFeatures {

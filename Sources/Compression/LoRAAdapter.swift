@@ -184,7 +184,8 @@ public final class LoRAAdapter: ProjectionAdapter {
         }
     }
 
-    /// W += s · B G A (merge) or W −= s · B G A (unmerge).
+    /// W += s · B G A (merge) or W −= s · B G A (unmerge), over the active rank: what the forward
+    /// adds (an elastic subnet's smaller rank folds only its own slices).
     public func fold(into weight: Tensor, sign: Float) {
         precondition(weight.shape == [outFeatures, inFeatures], "fold into a \(weight.shape) weight")
         if constraint != nil {
@@ -196,7 +197,7 @@ public final class LoRAAdapter: ProjectionAdapter {
             gatedB = b.copy()
             applyGates(gates, to: gatedB.data, rows: outFeatures, rank: rank)
         }
-        gemm(transposeA: false, transposeB: false, m: outFeatures, n: inFeatures, k: rank, alpha: sign * scale,
+        gemm(transposeA: false, transposeB: false, m: outFeatures, n: inFeatures, k: activeRank, alpha: sign * scale,
              a: gatedB.data, lda: rank, b: a.data, ldb: inFeatures, beta: 1, c: weight.data, ldc: inFeatures)
     }
 

@@ -36,14 +36,19 @@ struct BaseWeights {
     /// Keeps a copy of every projection before the first pruning or quantization of this base.
     mutating func keepBeforeEdits(_ model: LlamaModel) throws {
         guard beforeEdits == nil else { return }
+        try Self.checkRoomForACopy(of: model)
+        beforeEdits = Snapshot(weights: model.layers.map { layer in Projection.allCases.map { layer.float32Weight($0).copy() } },
+                               channelOrder: model.layers.map(\.mlpChannelOrder))
+    }
+
+    /// Whether memory holds a Float32 copy of every projection (a restore point).
+    static func checkRoomForACopy(of model: LlamaModel) throws {
         let bytes = model.layers.reduce(0) { sum, layer in sum + Projection.allCases.reduce(0) { $0 + layer.shape($1).outFeatures * layer.shape($1).inFeatures * 4 } }
         do {
             try MachineMemory.check(Double(bytes), for: "a copy of the dense weights (to restore them later)")
         } catch let error as MemoryError {
             throw WorkbenchError.invalid("\(error)")
         }
-        beforeEdits = Snapshot(weights: model.layers.map { layer in Projection.allCases.map { layer.float32Weight($0).copy() } },
-                               channelOrder: model.layers.map(\.mlpChannelOrder))
     }
 
     /// Puts the projections back as they were before the first edit, with no grids: the base
@@ -101,7 +106,11 @@ struct BaseWeights {
     /// QA-SparsePEFT, W_fp's non-zeros and the grid it trains through.
     func constraint(layer l: Int, _ p: Projection, model: LlamaModel, quantizationAware: Bool) -> UpdateConstraint {
         let layer = model.layers[l]
-        if quantizationAware, let base = beforeQuantization?[l][Projection.allCases.firstIndex(of: p)!], let grid = layer.quantized[p] {
+        if quantizationAware {
+            // (`checkSQFT` makes sure both are there: never fall back to a plain mask silently.)
+            guard let base = beforeQuantization?[l][Projection.allCases.firstIndex(of: p)!], let grid = layer.quantized[p] else {
+                preconditionFailure("QA-SparsePEFT on \(l).\(p.rawValue) without W_fp and a grid")
+            }
             return UpdateConstraint(mask: UpdateConstraint.nonZeros(of: base), quantization: (base, grid))
         }
         return UpdateConstraint(mask: UpdateConstraint.nonZeros(of: layer.float32Weight(p)))

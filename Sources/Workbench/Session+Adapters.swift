@@ -25,6 +25,12 @@ extension Session {
     /// weights the session kept (W_fp).
     func checkSQFT(_ configuration: LoRAConfiguration, model: LlamaModel) throws {
         guard configuration.quantizationAware else { return }
+        if let lora, lora.isMerged {
+            // New adapters would make the merged weights the base, and they are off the last
+            // quantization's W_fp: quantizing them again gives QA-SparsePEFT its base.
+            throw WorkbenchError.invalid("the adapters are merged: quantization_aware=yes trains from the weights of the last `quantize`, "
+                                         + "which the merge changed: `quantize int4 ...` the merged model first (or `lora unmerge`)")
+        }
         guard base.hasQuantizationBase else {
             throw WorkbenchError.invalid("quantization_aware=yes trains through the base's quantization grid: `quantize int4 ...` first")
         }

@@ -33,9 +33,10 @@ extension Session {
     /// method too). In order: the checks (`what` names the edit in their messages), the
     /// calibration windows, merged adapters made the base, the restore point, then `edit` (the
     /// method's walk over the blocks, `BlockwiseEdit`) on the windows. An interrupt keeps the
-    /// whole blocks done; grids made or changed get their packed form after. The caller records
-    /// the recipe entry from what it returns.
-    func editBaseWeights(_ what: String, calibration: CalibrationRequest?,
+    /// whole blocks done; grids made or changed get their packed form after, also on an error.
+    /// Should nothing be edited (`edited` says), merged adapters are left merged and undoable,
+    /// as they were. The caller records the recipe entry from what it returns.
+    func editBaseWeights(_ what: String, calibration: CalibrationRequest?, edited: () -> Bool,
                          _ edit: (LlamaModel, [[Int32]]) throws -> Void) throws -> BaseEditRun {
         let model = try requireModel()
         try requireUniformWidths(model, for: what)
@@ -49,24 +50,35 @@ extension Session {
             splitName = try calibrationSplitName(calibration.split)
             windows = try calibrationWindows(split: splitName, windows: calibration.windows, length: calibration.length)
         }
-        adoptMergedAdapters(model)
-        try base.keepBeforeEdits(model)
+        // Everything that can refuse is asked before the merge becomes the base.
+        try BaseWeights.checkRoomForACopy(of: model)
+        let beforeAdoption = (lora, elastic, activeGenome, trainingHistory, base, recipe)
         let started = Date()
         var interrupted = false
+        defer {
+            model.packQuantizedGrids()
+            let packed = ModelQuantization.packedBytes(model)
+            modelCard?.packed = packed.projections > 0 ? packed : nil
+            if !edited(), let adopted = beforeAdoption.0, adopted.isMerged, lora == nil {
+                // Released adapters go back on, merged: they add nothing again, and unmerge applies.
+                adopted.reattach(to: model, merged: true)
+                (lora, elastic, activeGenome, trainingHistory, base, recipe) = beforeAdoption
+            }
+        }
+        adoptMergedAdapters(model)
+        try base.keepBeforeEdits(model)
         do {
             try edit(model, windows)
         } catch is CancellationError {
             interrupted = true
         }
-        model.packQuantizedGrids()
-        let packed = ModelQuantization.packedBytes(model)
-        modelCard?.packed = packed.projections > 0 ? packed : nil
         return BaseEditRun(windows: windows, split: splitName, interrupted: interrupted, seconds: Date().timeIntervalSince(started))
     }
 
     /// Merged adapters become the base: they come off the model with their update left in the
-    /// weights, and the session forgets them (training, the elastic space, its subnet). Recorded
-    /// in the recipe; a no-op unless adapters are merged.
+    /// weights, and the session forgets them (training, the elastic space, its subnet). An
+    /// elastic subnet's MLP widths stay active: they are what the merged model computes with.
+    /// Recorded in the recipe; a no-op unless adapters are merged.
     func adoptMergedAdapters(_ model: LlamaModel) {
         guard let lora, lora.isMerged else { return }
         lora.release(from: model)
@@ -75,7 +87,9 @@ extension Session {
         elastic = nil
         activeGenome = nil
         trainingHistory = []
-        record("merged weights became the base", "\(lora.ordered.count) adapters folded in for good (`lora unmerge` no longer applies)")
+        let narrowed = model.activeShape != model.fullShape
+            ? "; the merged subnet's MLP widths " + Set(model.activeShape.mlpWidths).sorted().map(String.init).joined(separator: "/") + " stay" : ""
+        record("merged weights became the base", "\(lora.ordered.count) adapters folded in for good (`lora unmerge` no longer applies)" + narrowed)
     }
 
     /// Puts back the weights as they were before the first `sparsify` or `quantize` of this

@@ -25,7 +25,7 @@ extension Session {
         var done = [Int]()
         var errors = [Int: ModelQuantization.LayerErrors]()
         let calibration = parameters.method == .gptq ? CalibrationRequest(split: calibrationSplit, windows: windows, length: length) : nil
-        let run = try editBaseWeights("quantization", calibration: calibration) { model, windows in
+        let run = try editBaseWeights("quantization", calibration: calibration, edited: { !done.isEmpty }) { model, windows in
             // W_fp for QA-SparsePEFT: the weights just before this quantization, for what it quantizes.
             let before = base.quantizationBase(model, layers: parameters.layers, targets: parameters.targets)
             defer { if !done.isEmpty { base.quantized(from: before) } }

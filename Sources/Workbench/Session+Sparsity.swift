@@ -36,7 +36,7 @@ extension Session {
             onLayer($0)
         }
         let calibration = method == .wanda ? CalibrationRequest(split: calibrationSplit, windows: windows, length: length) : nil
-        let run = try editBaseWeights("pruning", calibration: calibration) { model, windows in
+        let run = try editBaseWeights("pruning", calibration: calibration, edited: { !pruned.isEmpty }) { model, windows in
             // Also after an interrupt: the codes and W_fp of the blocks pruned follow their zeros.
             defer { base.pruned(model, layers: pruned, targets: parameters.targets) }
             switch method {

@@ -116,4 +116,54 @@ final class MergedBaseTests: XCTestCase {
         XCTAssertEqual(session.lora?.isMerged, true)
         _ = try runner.run("lora unmerge", output: output)
     }
+
+    /// An edit interrupted before its first block changes nothing: merged adapters stay merged
+    /// and undoable, and the recipe has no adoption in it.
+    func testAnEditInterruptedBeforeItsFirstBlockLeavesTheMergeUndoable() throws {
+        let (session, runner, output) = try tinySession(reading: sentence, repeated: 80,
+                                                        then: "lora rank=4 targets=q,v\ntrain steps=3 seq=32 lr=0.05\nlora merge")
+        let model = try session.requireModel()
+        let merged = projections(model, .q)
+        let recipe = session.recipe.map(\.description)
+        session.cancellation.cancel()
+        defer { session.cancellation.reset() }
+        let result = try session.quantize(ModelQuantization.Parameters(), calibrationSplit: nil, windows: 1, length: 16) { _, _ in }
+        XCTAssertTrue(result.interrupted && result.layersDone.isEmpty)
+        XCTAssertEqual(session.recipe.map(\.description), recipe)
+        XCTAssertEqual(session.lora?.isMerged, true)
+        XCTAssertEqual(projections(model, .q), merged)
+        XCTAssertTrue(model.layers.allSatisfy { $0.quantized.isEmpty })
+        session.cancellation.reset()
+        _ = try runner.run("lora unmerge", output: output)
+        XCTAssertNotEqual(projections(model, .q), merged, "the update came out again")
+    }
+
+    /// A merge folds what the forward adds: an elastic subnet's smaller active rank folds only
+    /// its own slices, so the merged model computes as the subnet did.
+    func testMergingASubnetFoldsItsActiveRank() throws {
+        let config = try LlamaConfiguration(layers: 2, dim: 32, ffnDim: 64, heads: 4, kvHeads: 2, vocabSize: 256, contextLength: 64)
+        let model = LlamaModel.random(config: config, seed: 31)
+        let set = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 4, alpha: 8, targets: [.q, .up, .down]), seed: 2)
+        var rng = SeededGenerator(seed: 3)
+        for (_, _, adapter) in set.ordered { rng.fillNormal(adapter.b, std: 0.3); adapter.activeRank = 2 }
+        let tokens: [Int32] = [4, 90, 17, 200, 33]
+        let subnet = model.forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .all).array
+        set.merge(into: model)
+        let merged = model.forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .all).array
+        XCTAssertLessThan(zip(subnet, merged).map { abs($0 - $1) }.max()!, 1e-4)
+    }
+
+    /// QA-SparsePEFT trains from the last quantization's weights; after a merge changed them, it
+    /// asks for a new quantization instead of quietly training without the grid.
+    func testQuantizationAwareAdaptersAfterAMergeAskForANewQuantization() throws {
+        let (session, runner, output) = try tinySession(reading: sentence, repeated: 80,
+                                                        then: "quantize int4 group=32 symmetric=yes\n"
+                                                            + "lora rank=4 sparse=yes quantization_aware=yes targets=q,v\ntrain steps=2 seq=32 lr=0.05\nlora merge")
+        XCTAssertThrowsError(try runner.run("lora rank=4 sparse=yes quantization_aware=yes targets=q", output: output)) {
+            XCTAssertTrue("\($0)".contains("quantize int4"), "\($0)")
+        }
+        XCTAssertEqual(session.lora?.isMerged, true, "the merged adapters stay as they were")
+        _ = try runner.run("quantize int4 group=32 symmetric=yes\nlora rank=4 sparse=yes quantization_aware=yes targets=q", output: output)
+        XCTAssertTrue(session.lora?.ordered.allSatisfy { $0.adapter.constraint?.isQuantizationAware == true } ?? false)
+    }
 }
