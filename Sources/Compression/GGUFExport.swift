@@ -50,7 +50,7 @@ public enum GGUFExport {
             case .badWidth(let layer, let width, let block):
                 return "layer \(layer)'s MLP is \(width) wide, not a multiple of the \(block)-weight blocks of the type asked for: export as f32 or f16"
             case .skippedLayer(let layer):
-                return "layer \(layer) is skipped in the active shape: an export writes every layer; make the shape whole first"
+                return "layer \(layer) is skipped in the active shape: a LoRA adapter file is for every layer of its base (a model with no layer kept has nothing to write)"
             }
         }
     }
@@ -126,10 +126,10 @@ public enum GGUFExport {
     public static func write(model: LlamaModel, to path: String, type: TensorType, name: String,
                              recipe: [String], foldAdapters: Bool = true) throws -> Report {
         let c = model.config
-        let widths = model.activeShape.mlpWidths
-        if let skipped = model.activeShape.layers.firstIndex(where: { !$0.kept }) {
-            throw ExportError.skippedLayer(skipped)
-        }
+        // A skipped layer is not written: the file has the kept blocks, numbered from 0 (depth).
+        let kept = model.activeShape.keptLayers
+        guard !kept.isEmpty else { throw ExportError.skippedLayer(0) }
+        let widths = kept.map { model.activeShape.layers[$0].mlpWidth }
         let uniform = Set(widths).count == 1
         let architecture = uniform ? "llama" : "deci"
         if let block = type.traits?.blockSize, block > 1, let bad = widths.enumerated().first(where: { $0.element % block != 0 }) {
@@ -142,15 +142,16 @@ public enum GGUFExport {
         if uniform {
             var shaped = c
             shaped.ffnDim = widths[0]
+            shaped.layers = kept.count
             for (key, value) in shaped.metadata { writer.set(key, value) }
         } else {
             let a = "deci"
-            writer.set("\(a).block_count", .uint32(UInt32(c.layers)))
+            writer.set("\(a).block_count", .uint32(UInt32(kept.count)))
             writer.set("\(a).context_length", .uint32(UInt32(c.contextLength)))
             writer.set("\(a).embedding_length", .uint32(UInt32(c.dim)))
             writer.set("\(a).feed_forward_length", .array(.int32, widths.map { .int32(Int32($0)) }))
-            writer.set("\(a).attention.head_count", .array(.int32, Array(repeating: .int32(Int32(c.heads)), count: c.layers)))
-            writer.set("\(a).attention.head_count_kv", .array(.int32, Array(repeating: .int32(Int32(c.kvHeads)), count: c.layers)))
+            writer.set("\(a).attention.head_count", .array(.int32, Array(repeating: .int32(Int32(c.heads)), count: kept.count)))
+            writer.set("\(a).attention.head_count_kv", .array(.int32, Array(repeating: .int32(Int32(c.kvHeads)), count: kept.count)))
             writer.set("\(a).attention.key_length", .uint32(UInt32(c.headDim)))
             writer.set("\(a).attention.value_length", .uint32(UInt32(c.headDim)))
             writer.set("\(a).rope.dimension_count", .uint32(UInt32(c.headDim)))
@@ -181,15 +182,16 @@ public enum GGUFExport {
         if !addKept("token_embd.weight", model.packedEmbedding, rows: c.vocabSize) {
             try add("token_embd.weight", model.float32Embedding, twoD)
         }
-        for (l, layer) in model.layers.enumerated() {
-            try add("blk.\(l).attn_norm.weight", layer.attentionNorm, .f32)
-            try add("blk.\(l).ffn_norm.weight", layer.ffnNorm, .f32)
+        for (n, l) in kept.enumerated() {
+            let layer = model.layers[l]
+            try add("blk.\(n).attn_norm.weight", layer.attentionNorm, .f32)
+            try add("blk.\(n).ffn_norm.weight", layer.ffnNorm, .f32)
             for p in Projection.allCases {
-                let (i, o) = p.shape(c, ffn: widths[l])
+                let (i, o) = p.shape(c, ffn: widths[n])
                 let adapter = foldAdapters ? layer.adapters[p] as? LoRAAdapter : nil
                 if adapter.map({ !$0.isMerged }) ?? false { folded += 1 }
                 let w = effectiveWeight(layer.float32Weight(p), full: p.shape(c), outFeatures: o, inFeatures: i, adapter: adapter)
-                let tensorName = "blk.\(l).\(p.ggufName).weight"
+                let tensorName = "blk.\(n).\(p.ggufName).weight"
                 // Blocks as loaded: no adapter folded in, and the inputs whole (a narrower MLP cuts rows only).
                 if adapter == nil, let packed = layer.packed[p], i == packed.columns, addKept(tensorName, packed, rows: o) { continue }
                 guard type == .keep else {

@@ -14,7 +14,8 @@ extension Session {
         let report = try GGUFExport.write(model: model, to: path, type: type, name: modelCard?.name ?? "sculpt", recipe: steps, foldAdapters: merge)
         let widths = Set(report.ffnWidths).count == 1 ? "MLP \(report.ffnWidths[0])"
             : "MLP \(report.ffnWidths.min()!)–\(report.ffnWidths.max()!) per layer"
-        record("exported gguf", "\(path) (\(type.rawValue), \(report.architecture), \(widths)"
+        let depth = report.ffnWidths.count < model.config.layers ? ", \(report.ffnWidths.count) of \(model.config.layers) layers" : ""
+        record("exported gguf", "\(path) (\(type.rawValue), \(report.architecture), \(widths)\(depth)"
                + (report.adaptersFolded > 0 ? ", \(report.adaptersFolded) adapters folded in)" : ")"))
         return report
     }

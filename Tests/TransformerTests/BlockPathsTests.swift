@@ -91,3 +91,24 @@ final class BlockPathsTests: XCTestCase {
         XCTAssertNotNil(ActiveShape.widths([64, 80, 64], config).problem(for: config, stored: [64, 64, 64]))
     }
 }
+
+/// ShortGPT's Block Influence: a block that adds nothing scores 0, the others more, and the
+/// measurement leaves the shape as it was.
+final class BlockInfluenceTests: XCTestCase {
+    func testABlockThatAddsNothingHasNoInfluence() throws {
+        let config = try LlamaConfiguration(layers: 3, dim: 32, ffnDim: 64, heads: 4, kvHeads: 2, vocabSize: 256, contextLength: 64)
+        let model = LlamaModel.random(config: config, seed: 24)
+        model.layers[1].wo.zero()
+        model.layers[1].wDown.zero()
+        var shape = model.activeShape
+        shape.layers[2].kept = false
+        model.activeShape = shape
+        let influence = try XCTUnwrap(model.blockInfluence(sequences: [[5, 9, 200, 31, 7], [100, 3, 3, 77]]))
+        XCTAssertEqual(influence.count, 3)
+        XCTAssertEqual(influence[1], 0, accuracy: 1e-6)
+        XCTAssertGreaterThan(influence[0], 1e-4)
+        XCTAssertGreaterThan(influence[2], 1e-4, "a skipped layer is scored as if it ran")
+        XCTAssertEqual(model.activeShape, shape)
+        XCTAssertNil(model.blockInfluence(sequences: [[1, 2]], isCancelled: { true }))
+    }
+}
