@@ -148,6 +148,29 @@ extension CommandTable {
             try runSearch(arguments, context)
         },
 
+        Command("search linas", summary: "Multi-objective search over subnets with predictors (LINAS): real evaluations only for the predicted front",
+                details: "LINAS (DyNAS-T, used by LLaMA-NAS): a first batch of `population` subnets (the largest, the heuristic, "
+                    + "random ones) is evaluated for real; then, batch after batch, one predictor per objective (one-hot ridge or "
+                    + "RBF kernel ridge, chosen with its λ by cross-validation) is fitted to every real evaluation, an inner NSGA-II "
+                    + "runs `inner_generations` generations on the predicted objectives, and its best new subnets are evaluated "
+                    + "for real, until `evaluations`. Live: the front as `search nsga2` draws it, and the hypervolume against real "
+                    + "evaluations with each batch's rank correlation of predicted and real objectives. Compare with `search nsga2` "
+                    + "at the same number of real evaluations (population × (generations + 1)) through `compare`.",
+                arguments: [
+                    .positional("as", .words, required: false, help: "`as NAME` to name the result (default: search1, search2, …)"),
+                    .option("population", .integer(2...1000), default: "8", help: "subnets per batch, and the inner search's population"),
+                    .option("evaluations", .integer(2...100_000), default: "40", help: "real evaluations in all"),
+                    .option("inner_generations", .integer(1...10_000), default: "50", help: "generations of the inner search per batch"),
+                    .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params", "accuracy,macs", "accuracy,latency", "accuracy,params"]),
+                            default: "loss,macs", help: "what to minimize (accuracy: the task error 1 − accuracy on the loaded tasks)"),
+                    .option("eval_tokens", .integer(16...10_000_000), default: "1024", help: "validation tokens per subnet"),
+                    .option("tasks", .text, help: "with accuracy: which loaded tasks (comma-separated; default all)"),
+                    .option("task_limit", .integer(1...1_000_000), default: "100", help: "with accuracy: examples per (sub)task"),
+                ],
+                examples: ["search linas population=8 evaluations=48 objectives=loss,macs as linas1"]) { arguments, context in
+            try runSearch(arguments, context, linas: true)
+        },
+
         Command("pareto", summary: "Show or export a search's front: table, plot, or csv PATH",
                 arguments: [.positional("what", .words, required: false, help: "[NAME] [table|plot|csv PATH] (default: the last search, table)")],
                 examples: ["pareto", "pareto front1 plot", "pareto front1 csv front1.csv"]) { arguments, context in

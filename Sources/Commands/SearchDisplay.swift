@@ -6,10 +6,11 @@ import Tensors
 import Workbench
 
 extension CommandTable {
-    /// `search nsga2`: one display (scatter of every evaluated subnet coloured by generation, the
-    /// front as a line, heuristic and largest marked) updated after each generation, then the
-    /// front as a table.
-    static func runSearch(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
+    /// `search nsga2` and `search linas`: one display (scatter of every evaluated subnet coloured
+    /// by generation or batch, the front as a line, heuristic and largest marked) updated after
+    /// each generation or batch, then the front as a table. LINAS adds, live, hypervolume against
+    /// real evaluations and each batch's predictor rank correlations, and their table at the end.
+    static func runSearch(_ arguments: Arguments, _ context: CommandContext, linas: Bool = false) throws -> MimeBundle? {
         let session = context.session
         _ = try session.requireElastic()
         let words = (arguments.text("as") ?? "").split(separator: " ").map(String.init)
@@ -21,30 +22,54 @@ extension CommandTable {
             name = words[1]
         }
         let objectives = arguments.text("objectives")!.split(separator: ",").compactMap { SearchObjective(rawValue: String($0)) }
-        let population = arguments.integer("population")!, generations = arguments.integer("generations")!
+        let population = arguments.integer("population")!
+        let total = linas ? arguments.integer("evaluations")! : arguments.integer("generations")!
+        if linas && total < population {
+            throw CommandError(.badValue, "evaluations=\(total) is less than one batch (population=\(population))", word: "evaluations")
+        }
         let display = LiveDisplay(context.output, name: "search")
+        let growthDisplay = LiveDisplay(context.output, name: "search-hypervolume")
 
-        // Every generation is shown: a generation takes far longer than the throttle.
+        // Every generation or batch is shown: each takes far longer than the throttle.
         func show(_ record: SearchRecord, state: ProgressBar.State) {
             display.show(force: true) {
-                var bar = ProgressBar(title: "NSGA-II \(name)", done: Double(record.generationsDone), total: Double(generations),
-                                      unit: "generations", state: state)
-                bar.secondsLeft = display.secondsLeft(done: Double(record.generationsDone), of: Double(generations))
+                let done = linas ? record.evaluated.count : record.generationsDone
+                var bar = ProgressBar(title: "\(record.method) \(name)", done: Double(done), total: Double(total),
+                                      unit: linas ? "real evaluations" : "generations", state: state)
+                bar.secondsLeft = display.secondsLeft(done: Double(done), of: Double(total))
                 bar.note = "\(record.evaluated.count) subnets evaluated, \(record.front.count) on the front"
-                var chart = plot(record, title: "\(name): generation \(record.generationsDone)/\(generations)")
+                    + (record.rounds.last.map { "; predictors' rank correlation on the last batch: " + correlations($0, record) } ?? "")
+                var chart = plot(record, title: linas ? "\(name): \(record.evaluated.count)/\(total) real evaluations"
+                                                      : "\(name): generation \(record.generationsDone)/\(total)")
                 chart.subtitle = bar.figures
                 return chart.bundle(plain: bar.plainText)
+            }
+            if linas, record.objectives.count == 2, !record.rounds.isEmpty {
+                growthDisplay.show(force: true) {
+                    let growth = hypervolumeGrowth(record)
+                    return hypervolumeChart(record).bundle(plain: "hypervolume " + growth.map { "\($0.evaluations): " + String(format: "%.4g", $0.hypervolume) }
+                        .joined(separator: ", ") + "; last batch's rank correlation: " + correlations(record.rounds.last!, record))
+                }
             }
         }
 
         do {
             let probe = objectives.contains(.accuracy) ? accuracyProbe(arguments, always: true) : nil
-            let record = try session.search(population: population, generations: generations, objectives: objectives,
+            let record: SearchRecord
+            if linas {
+                record = try session.searchLINAS(population: population, evaluations: total, innerGenerations: arguments.integer("inner_generations")!,
+                                                 objectives: objectives, evalTokens: arguments.integer("eval_tokens")!, tasks: probe, name: name) {
+                    show($0, state: .running)
+                }
+            } else {
+                record = try session.search(population: population, generations: total, objectives: objectives,
                                             evalTokens: arguments.integer("eval_tokens")!, tasks: probe, name: name) { _, record in
-                show(record, state: .running)
+                    show(record, state: .running)
+                }
             }
             show(record, state: record.interrupted ? .interrupted : .finished)
             if record.interrupted { throw CancellationError() }
+            if linas { context.output.display(roundsTable(record), id: nil) }
             return frontTable(record, session: session)
         } catch let error as CancellationError {
             if let record = session.fronts[name] { show(record, state: .interrupted) }
@@ -53,6 +78,51 @@ extension CommandTable {
             if display.isShown, let record = session.fronts[name] { show(record, state: .failed) }
             throw error
         }
+    }
+
+    /// "loss 0.93, macs 1.00": a LINAS batch's rank correlation of predicted and real objectives.
+    static func correlations(_ round: LINAS.Round, _ record: SearchRecord) -> String {
+        zip(record.objectives, round.rankCorrelations).map { "\($0.rawValue) " + ($1.isNaN ? "—" : String(format: "%.2f", $1)) }
+            .joined(separator: ", ")
+    }
+
+    /// The front's hypervolume after each batch of real evaluations (the first batch, then one
+    /// point a round), against the worst value of each objective seen: what `compare` measures, as it grows.
+    static func hypervolumeGrowth(_ record: SearchRecord) -> [(evaluations: Int, hypervolume: Double)] {
+        let all = record.evaluated.map(\.objectives)
+        guard record.objectives.count == 2, !all.isEmpty else { return [] }
+        let reference = (0..<2).map { k in all.map { $0[k] }.max()! + 1e-9 }
+        let firstBatch = record.evaluated.filter { $0.generation == 0 }.count
+        let counts = [firstBatch] + record.rounds.map(\.evaluations)
+        return counts.map { n in (n, Pareto.hypervolume2D(Array(all.prefix(n)), reference: reference)) }
+    }
+
+    static func hypervolumeChart(_ record: SearchRecord) -> LineChart {
+        let growth = hypervolumeGrowth(record)
+        var series = [LineChart.Series(name: "hypervolume", points: growth.map { (Double($0.evaluations), $0.hypervolume) }, colour: "#1f77b4")]
+        let scale = growth.map(\.hypervolume).max() ?? 1
+        for (k, objective) in record.objectives.enumerated() {
+            // Rank correlations drawn on the hypervolume's scale (1 = the top of the axis).
+            series.append(LineChart.Series(name: "rank correlation, \(objective.rawValue) (× \(String(format: "%.3g", scale)))",
+                                           points: record.rounds.map { (Double($0.evaluations), $0.rankCorrelations[k] * scale) },
+                                           colour: k == 0 ? "#2ca02c" : "#ff7f0e"))
+        }
+        return LineChart(title: "\(record.name): hypervolume against real evaluations", xTitle: "real evaluations",
+                         yTitle: "hypervolume (worst seen as reference)", series: series)
+    }
+
+    static func roundsTable(_ record: SearchRecord) -> MimeBundle {
+        let growth = hypervolumeGrowth(record)
+        let rows = record.rounds.enumerated().map { i, round -> [String] in
+            [String(i + 1), String(round.evaluations),
+             growth.count > i + 1 ? String(format: "%.4g", growth[i + 1].hypervolume) : "—"]
+                + round.rankCorrelations.map { $0.isNaN ? "—" : String(format: "%.2f", $0) }
+                + [round.predictors.joined(separator: "; ")]
+        }
+        return Table(title: "LINAS \(record.name): each batch, the hypervolume after it and how well the predictors ordered it "
+                     + "(Spearman, predicted against real)",
+                     columns: ["batch", "real evaluations", "hypervolume"] + record.objectives.map { "ρ \($0.rawValue)" } + ["predictors"],
+                     rows: rows).bundle
     }
 
     static func plot(_ record: SearchRecord, title: String) -> ScatterPlot {

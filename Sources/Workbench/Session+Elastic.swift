@@ -38,6 +38,37 @@ public struct SearchRecord: Sendable {
     public var heuristic: Individual?
     public var maximal: Individual?
     public var evalTokens: Int
+    /// "NSGA-II" or "LINAS".
+    public var method = "NSGA-II"
+    /// LINAS: each batch of real evaluations after the first, with how well the predictors ordered it.
+    public var rounds = [LINAS.Round]()
+
+    public init(name: String, objectives: [SearchObjective], evaluated: [Individual], front: [Individual], generationsDone: Int,
+                generations: Int, interrupted: Bool, heuristic: Individual?, maximal: Individual?, evalTokens: Int) {
+        self.name = name
+        self.objectives = objectives
+        self.evaluated = evaluated
+        self.front = front
+        self.generationsDone = generationsDone
+        self.generations = generations
+        self.interrupted = interrupted
+        self.heuristic = heuristic
+        self.maximal = maximal
+        self.evalTokens = evalTokens
+    }
+}
+
+/// A subnet's objectives as a search sees them: one real evaluation each.
+struct SubnetSearchProblem: Problem {
+    let session: Session
+    let space: ElasticSpace
+    let wanted: [SearchObjective]
+    let evalTokens: Int
+    let tasks: AccuracyProbe?
+    var lower: [Int] { space.groups.map { _ in 0 } }
+    var upper: [Int] { space.upperBounds }
+    var objectiveCount: Int { wanted.count }
+    func evaluate(_ genome: [Int]) throws -> [Double] { try session.objectives(genome, wanted, evalTokens: evalTokens, tasks: tasks) }
 }
 
 extension Session {
@@ -195,26 +226,12 @@ extension Session {
         _ = try requireLoRA()
         let restore = activeGenome ?? space.maximal
         defer { try? activate(restore) }
-        let heuristic = Individual(genome: space.heuristic, objectives: try objectives(space.heuristic, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
-        let maximal = Individual(genome: space.maximal, objectives: try objectives(space.maximal, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
-        var record = SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: generations,
-                                  interrupted: false, heuristic: heuristic, maximal: maximal, evalTokens: evalTokens)
-        struct SubnetProblem: Problem {
-            let session: Session
-            let space: ElasticSpace
-            let wanted: [SearchObjective]
-            let evalTokens: Int
-            let tasks: AccuracyProbe?
-            var lower: [Int] { space.groups.map { _ in 0 } }
-            var upper: [Int] { space.upperBounds }
-            var objectiveCount: Int { wanted.count }
-            func evaluate(_ genome: [Int]) throws -> [Double] { try session.objectives(genome, wanted, evalTokens: evalTokens, tasks: tasks) }
-        }
+        var record = try newSearchRecord(name: name, space: space, objectives: wanted, evalTokens: evalTokens, tasks: tasks, generations: generations)
         var parameters = NSGA2.Parameters(population: population, generations: generations, seed: seed)
         // NNCF's BootstrapNAS settings: SBX p 0.9 η 10, polynomial mutation η 3.
         parameters.crossoverEta = 10
         parameters.mutationEta = 3
-        let result = try NSGA2.run(SubnetProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens, tasks: tasks),
+        let result = try NSGA2.run(SubnetSearchProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens, tasks: tasks),
                                    parameters: parameters, seeds: [space.maximal, space.heuristic],
                                    isCancelled: { self.cancellation.isCancelled }) { step in
             record.evaluated = step.evaluated
@@ -230,5 +247,15 @@ extension Session {
         fronts[name] = record
         lastFront = name
         return record
+    }
+
+    /// A search's record before its first generation: the heuristic and the largest subnet
+    /// evaluated the same way, for reference.
+    func newSearchRecord(name: String, space: ElasticSpace, objectives wanted: [SearchObjective], evalTokens: Int, tasks: AccuracyProbe?,
+                         generations: Int) throws -> SearchRecord {
+        let heuristic = Individual(genome: space.heuristic, objectives: try objectives(space.heuristic, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
+        let maximal = Individual(genome: space.maximal, objectives: try objectives(space.maximal, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
+        return SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: generations,
+                            interrupted: false, heuristic: heuristic, maximal: maximal, evalTokens: evalTokens)
     }
 }

@@ -322,3 +322,50 @@ final class PairedLatencyTests: XCTestCase {
         XCTAssertEqual(paired.roundSpeedups, paired.roundSpeedups.sorted())
     }
 }
+
+final class LINASCommandTests: XCTestCase {
+    /// `search linas` spends exactly its real evaluations, each subnet once, reports every batch's
+    /// rank correlations and hypervolume, keeps the record for `compare` beside an NSGA-II front of
+    /// the same budget, and an interrupt keeps what was evaluated.
+    func testLINASSearchesWithItsBudgetAndComparesWithNSGA2() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
+        let output = RecordingOutput()
+        _ = try runner.run("""
+            model tiny layers=2 dim=32 ffn=64 context=128
+            data text "\(path)"
+            elastic mode=B ranks=8,6,4 widths=100%,75%,50% groups=module
+            train steps=10 lr=1e-2 batch=2 seq=32
+            """, output: output)
+        let table = try runner.run("search linas population=6 evaluations=18 inner_generations=10 eval_tokens=64 as l", output: output)
+            .result?.plainText ?? ""
+        XCTAssertTrue(table.contains("Pareto front of l"), table)
+        let record = try XCTUnwrap(session.fronts["l"])
+        XCTAssertEqual(record.method, "LINAS")
+        XCTAssertEqual(record.evaluated.count, 18)
+        XCTAssertEqual(Set(record.evaluated.map(\.genome)).count, 18, "each subnet evaluated once")
+        XCTAssertEqual(record.rounds.map(\.evaluations), [12, 18])
+        XCTAssertTrue(record.rounds.allSatisfy { $0.rankCorrelations.count == 2 })
+        let shown = output.events.compactMap { event -> String? in
+            switch event {
+            case .display(let bundle, _), .update(let bundle, _): return bundle.plainText
+            default: return nil
+            }
+        }.joined(separator: "\n")
+        XCTAssertTrue(shown.contains("hypervolume") && shown.contains("rank correlation"), shown)
+        XCTAssertTrue(shown.contains("LINAS l: each batch"), shown)
+        XCTAssertEqual(session.activeGenome ?? session.elastic?.maximal, session.elastic?.maximal, "the active subnet is as it was")
+
+        _ = try runner.run("search nsga2 population=6 generations=2 eval_tokens=64 as n", output: output)
+        let compared = try runner.run("compare l n", output: output).result?.plainText ?? ""
+        XCTAssertTrue(compared.contains("hypervolume"), compared)
+
+        XCTAssertThrowsError(try runner.run("search linas population=6 evaluations=4", output: output)) {
+            XCTAssertTrue("\($0)".contains("less than one batch"), "\($0)")
+        }
+        session.cancellation.cancel()
+        XCTAssertThrowsError(try runner.run("search linas population=6 evaluations=18 eval_tokens=64 as cut", output: RecordingOutput()))
+        session.cancellation.reset()
+    }
+}
