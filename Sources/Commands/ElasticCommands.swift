@@ -135,15 +135,10 @@ extension CommandTable {
                     + "eliminated, each subnet evaluated once. The largest and the heuristic subnet seed the first generation and "
                     + "are marked on the plot. Interrupting keeps the front found so far under its name.",
                 arguments: [
-                    .positional("as", .words, required: false, help: "`as NAME` to name the result (default: search1, search2, …)"),
+                    searchName,
                     .option("population", .integer(2...1000), default: "8", help: "subnets per generation"),
                     .option("generations", .integer(0...1000), default: "5", help: "generations after the first"),
-                    .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params", "accuracy,macs", "accuracy,latency", "accuracy,params"]),
-                            default: "loss,macs", help: "what to minimize (accuracy: the task error 1 − accuracy on the loaded tasks)"),
-                    .option("eval_tokens", .integer(16...10_000_000), default: "1024", help: "validation tokens per subnet"),
-                    .option("tasks", .text, help: "with accuracy: which loaded tasks (comma-separated; default all)"),
-                    .option("task_limit", .integer(1...1_000_000), default: "100", help: "with accuracy: examples per (sub)task"),
-                ],
+                ] + searchObjectiveOptions,
                 examples: ["search nsga2 population=8 generations=5 objectives=loss,macs as front1"]) { arguments, context in
             try runSearch(arguments, context)
         },
@@ -157,16 +152,11 @@ extension CommandTable {
                     + "evaluations with each batch's rank correlation of predicted and real objectives. Compare with `search nsga2` "
                     + "at the same number of real evaluations (population × (generations + 1)) through `compare`.",
                 arguments: [
-                    .positional("as", .words, required: false, help: "`as NAME` to name the result (default: search1, search2, …)"),
+                    searchName,
                     .option("population", .integer(2...1000), default: "8", help: "subnets per batch, and the inner search's population"),
                     .option("evaluations", .integer(2...100_000), default: "40", help: "real evaluations in all"),
                     .option("inner_generations", .integer(1...10_000), default: "50", help: "generations of the inner search per batch"),
-                    .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params", "accuracy,macs", "accuracy,latency", "accuracy,params"]),
-                            default: "loss,macs", help: "what to minimize (accuracy: the task error 1 − accuracy on the loaded tasks)"),
-                    .option("eval_tokens", .integer(16...10_000_000), default: "1024", help: "validation tokens per subnet"),
-                    .option("tasks", .text, help: "with accuracy: which loaded tasks (comma-separated; default all)"),
-                    .option("task_limit", .integer(1...1_000_000), default: "100", help: "with accuracy: examples per (sub)task"),
-                ],
+                ] + searchObjectiveOptions,
                 examples: ["search linas population=8 evaluations=48 objectives=loss,macs as linas1"]) { arguments, context in
             try runSearch(arguments, context, linas: true)
         },
@@ -182,6 +172,18 @@ extension CommandTable {
                 examples: ["compare front1 front2"]) { arguments, context in
             try compareFronts(arguments, context)
         },
+    ]
+
+    /// `as NAME`, which both searches take.
+    static let searchName = ArgumentSpec.positional("as", .words, required: false, help: "`as NAME` to name the result (default: search1, search2, …)")
+
+    /// What both searches minimize and how they score a subnet.
+    static let searchObjectiveOptions: [ArgumentSpec] = [
+        .option("objectives", .choice(["loss,macs", "loss,latency", "loss,params", "accuracy,macs", "accuracy,latency", "accuracy,params"]),
+                default: "loss,macs", help: "what to minimize (accuracy: the task error 1 − accuracy on the loaded tasks)"),
+        .option("eval_tokens", .integer(16...10_000_000), default: "1024", help: "validation tokens per subnet"),
+        .option("tasks", .text, help: "with accuracy: which loaded tasks (comma-separated; default all)"),
+        .option("task_limit", .integer(1...1_000_000), default: "100", help: "with accuracy: examples per (sub)task"),
     ]
 
     /// `tasks=` and `task_limit=` as an accuracy probe, or nil without `tasks=`.
