@@ -18,7 +18,8 @@ extension CommandTable {
                     + "training split, as EFTNAS does), so a narrower MLP drops the channels that matter least; LoNAS keeps the "
                     + "channels in the order they were loaded (`order=loaded`). Reordering leaves the model's outputs unchanged.",
                 arguments: [
-                    .option("mode", .choice(["A", "B"]), default: "A", help: "A: elastic rank; B: elastic rank and MLP width"),
+                    .option("mode", .choice(["A", "B", "NAS"]), default: "A",
+                            help: "A: elastic rank; B: elastic rank and MLP width; NAS: also depth, each layer but the first and last kept or skipped (LLaMA-NAS)"),
                     .option("ranks", .text, default: "32,24,16", help: "rank choices, largest first"),
                     .option("widths", .text, default: "100%,87.5%,75%,62.5%,50%", help: "MLP width choices (mode B)"),
                     .option("groups", .choice(ElasticGrouping.allCases.map(\.rawValue)), default: "family", help: "which adapters share a rank choice"),
@@ -249,13 +250,21 @@ extension CommandTable {
     static func spaceCard(_ space: ElasticSpace) -> MimeBundle {
         var rows = [[String]]()
         let layers = space.config.layers
-        let perLayer = space.groups.count / max(1, layers)
-        for group in space.groups.prefix(perLayer) {
-            var name = group.name.replacingOccurrences(of: "layer 0 ", with: "")
-            if case .width = group.kind { name += " (channels)" }
-            rows.append([name, group.choices.map(String.init).joined(separator: ", "), "×\(layers) layers"])
+        // One row per kind of group and its choices, with how many layers have it (NAS pins the
+        // first and last layer: they have no depth gene).
+        var kinds = [(name: String, choices: String, count: Int)]()
+        for group in space.groups {
+            var name = group.name.replacingOccurrences(of: #"^layer \d+ "#, with: "", options: .regularExpression)
+            var choices = group.choices.map(String.init).joined(separator: ", ")
+            switch group.kind {
+            case .width: name += " (channels)"
+            case .depth: choices = "kept, skipped"
+            case .rank: break
+            }
+            if let i = kinds.firstIndex(where: { $0.name == name && $0.choices == choices }) { kinds[i].count += 1 } else { kinds.append((name, choices, 1)) }
         }
-        if space.mode == .b {
+        for kind in kinds { rows.append([kind.name, kind.choices, "×\(kind.count) layers"]) }
+        if space.mode.hasWidth {
             if let kept = space.importanceKept {
                 // What each width keeps of the MLP's importance: the case for sorting the channels first.
                 let shares = zip(kept.channels, zip(kept.loadedOrder, kept.importanceOrder)).map { w, pair in
@@ -269,15 +278,18 @@ extension CommandTable {
         }
         let title = "Elastic mode \(space.mode.rawValue), groups by \(space.grouping.rawValue): \(space.groups.count) groups, "
             + String(format: "%.3g", space.subnetCount) + " subnets; heuristic = choice (n−1)/2 of each"
+            + (space.mode == .nas ? ", every layer kept" : "")
         return Table(title: title, columns: ["group (per layer)", "choices (largest first)", "repeats"], rows: rows).bundle
     }
 
     static func subnetTable(_ space: ElasticSpace, genome: [Int], model: LlamaModel) -> MimeBundle {
         let (ranks, widths) = space.resolve(genome)
+        let kept = space.kept(genome)
         let targets = space.targets
         let rows: [[String]] = (0..<space.config.layers).map { l in
-            [String(l)] + targets.map { ranks[l][$0].map(String.init) ?? "—" }
-                + [space.mode == .b ? "\(widths[l]) (\(Int((100 * Double(widths[l]) / Double(space.config.ffnDim)).rounded()))%)" : "\(widths[l])"]
+            guard kept[l] else { return [String(l)] + targets.map { _ in "—" } + ["skipped"] }
+            return [String(l)] + targets.map { ranks[l][$0].map(String.init) ?? "—" }
+                + [space.mode.hasWidth ? "\(widths[l]) (\(Int((100 * Double(widths[l]) / Double(space.config.ffnDim)).rounded()))%)" : "\(widths[l])"]
         }
         let cost = space.cost(genome), full = space.cost(space.maximal)
         let title = "Active subnet: " + String(format: "%.1f%% of the largest's MACs, %.1f%% of its parameters",

@@ -9,6 +9,12 @@ public enum ElasticMode: String, Sendable, CaseIterable {
     /// Elastic rank and elastic MLP width: the first channels of the frozen gate/up outputs (with
     /// their lora_B rows) and of down's inputs (with its lora_A columns) (LoNAS).
     case b = "B"
+    /// Elastic rank, MLP width and depth: each layer kept or skipped, but the first and the last
+    /// (LLaMA-NAS: the architecture of the base model itself).
+    case nas = "NAS"
+
+    /// Whether the space narrows the MLP (B and NAS).
+    public var hasWidth: Bool { self != .a }
 }
 
 /// Which adapters share one rank choice.
@@ -77,6 +83,8 @@ public struct ElasticGroup: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case rank(layer: Int, projections: [Projection])
         case width(layer: Int)
+        /// Whether the layer runs: choices [1, 0], kept first (the largest subnet keeps every layer).
+        case depth(layer: Int)
     }
 
     public var kind: Kind
@@ -87,6 +95,7 @@ public struct ElasticGroup: Sendable, Equatable {
         switch kind {
         case .rank(let layer, let projections): return "layer \(layer) rank [\(projections.map(\.rawValue).joined(separator: ","))]"
         case .width(let layer): return "layer \(layer) MLP width"
+        case .depth(let layer): return "layer \(layer) kept"
         }
     }
 }
@@ -123,7 +132,7 @@ public final class ElasticSpace {
         self.mode = mode
         self.grouping = grouping
         self.rankChoices = rankChoices.sorted(by: >)
-        self.widthFractions = mode == .b ? widthFractions.sorted(by: >) : [1]
+        self.widthFractions = mode.hasWidth ? widthFractions.sorted(by: >) : [1]
         self.targets = targets.sorted()
         var groups = [ElasticGroup]()
         let ranks = self.rankChoices
@@ -140,9 +149,13 @@ public final class ElasticSpace {
             case .module:
                 for p in self.targets { groups.append(ElasticGroup(kind: .rank(layer: layer, projections: [p]), choices: ranks)) }
             }
-            if mode == .b {
+            if mode.hasWidth {
                 let widths = self.widthFractions.map { ElasticSpace.channels($0, of: config.ffnDim) }
                 groups.append(ElasticGroup(kind: .width(layer: layer), choices: widths))
+            }
+            // The first and the last layer always run (embedding-side and head-side blocks matter most).
+            if mode == .nas && layer != 0 && layer != config.layers - 1 {
+                groups.append(ElasticGroup(kind: .depth(layer: layer), choices: [1, 0]))
             }
         }
         self.groups = groups
@@ -156,7 +169,7 @@ public final class ElasticSpace {
 
     /// MLP channel choices, largest first (mode B; empty in mode A).
     public var widthChoices: [Int] {
-        mode == .b ? widthFractions.map { ElasticSpace.channels($0, of: config.ffnDim) } : []
+        mode.hasWidth ? widthFractions.map { ElasticSpace.channels($0, of: config.ffnDim) } : []
     }
 
     public var subnetCount: Double { groups.reduce(1.0) { $0 * Double($1.choices.count) } }
@@ -167,8 +180,13 @@ public final class ElasticSpace {
     public var maximal: [Int] { groups.map { _ in 0 } }
     public var minimal: [Int] { groups.map { $0.choices.count - 1 } }
     /// The midpoint heuristic of LoNAS/Shears/SQFT: index (n − 1) / 2 of each descending list
-    /// (even lengths round to the larger value: [32, 28] → 32).
-    public var heuristic: [Int] { groups.map { ($0.choices.count - 1) / 2 } }
+    /// (even lengths round to the larger value: [32, 28] → 32); every layer kept.
+    public var heuristic: [Int] {
+        groups.map { group in
+            if case .depth = group.kind { return 0 }
+            return (group.choices.count - 1) / 2
+        }
+    }
 
     public func random(_ rng: inout SeededGenerator) -> [Int] {
         groups.map { Int(rng.next() % UInt64($0.choices.count)) }
@@ -181,6 +199,7 @@ public final class ElasticSpace {
             switch group.kind {
             case .rank: target = rank
             case .width: target = widthFraction.map { ElasticSpace.channels($0, of: config.ffnDim) }
+            case .depth: target = nil
             }
             guard let target else { return 0 }
             return group.choices.indices.min { abs(group.choices[$0] - target) < abs(group.choices[$1] - target) } ?? 0
@@ -201,17 +220,31 @@ public final class ElasticSpace {
             switch group.kind {
             case .rank(let layer, let projections): for p in projections { ranks[layer][p] = group.choices[index] }
             case .width(let layer): widths[layer] = group.choices[index]
+            case .depth: break
             }
         }
         return (ranks, widths)
+    }
+
+    /// Whether each layer runs in a genome (every layer outside mode NAS).
+    public func kept(_ genome: [Int]) -> [Bool] {
+        var kept = [Bool](repeating: true, count: config.layers)
+        for (group, index) in zip(groups, genome) {
+            if case .depth(let layer) = group.kind { kept[layer] = group.choices[index] == 1 }
+        }
+        return kept
     }
 
     /// Sets the model's MLP widths and the adapters' ranks.
     public func apply(_ genome: [Int], model: LlamaModel, adapters: LoRASet) {
         precondition(isValid(genome), "a genome of \(genome.count) genes for \(groups.count) groups")
         let (ranks, widths) = resolve(genome)
+        let kept = kept(genome)
         var shape = model.activeShape
-        for l in shape.layers.indices { shape.layers[l].mlpWidth = widths[l] }
+        for l in shape.layers.indices {
+            shape.layers[l].mlpWidth = widths[l]
+            shape.layers[l].kept = kept[l]
+        }
         model.activeShape = shape
         for l in model.layers.indices {
             for (p, adapter) in adapters.adapters[l] { adapter.activeRank = ranks[l][p] ?? adapter.rank }
@@ -223,10 +256,12 @@ public final class ElasticSpace {
     public func cost(_ genome: [Int]) -> SubnetCost {
         let c = config
         let (ranks, widths) = resolve(genome)
+        let kept = kept(genome)
         var frozen = c.vocabSize * c.dim + c.dim
         var macs = c.vocabSize * c.dim
         var adapterParameters = 0
-        for l in 0..<c.layers {
+        // A skipped layer costs nothing: no weights read, no products.
+        for l in 0..<c.layers where kept[l] {
             let attention = 2 * c.dim * c.dim + 2 * c.kvDim * c.dim
             let mlp = 3 * c.dim * widths[l]
             frozen += attention + mlp + 2 * c.dim

@@ -83,7 +83,7 @@ extension Session {
                             order: MLPChannelOrder = .loaded, calibrationSplit: String? = nil, calibrationTokens: Int = 1024) throws -> ElasticSpace {
         let model = try requireModel()
         guard let top = ranks.max(), ranks.allSatisfy({ $0 >= 1 }) else { throw WorkbenchError.invalid("ranks must be positive") }
-        if mode == .b {
+        if mode.hasWidth {
             guard !widths.isEmpty, widths.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
                 throw WorkbenchError.invalid("widths are fractions of the MLP in (0, 100%], e.g. widths=100%,75%,50%")
             }
@@ -91,13 +91,13 @@ extension Session {
                 throw WorkbenchError.invalid("mode B slices the MLP: target at least one of gate, up, down")
             }
         }
-        if sparse && mode == .b {
+        if sparse && mode.hasWidth {
             throw WorkbenchError.invalid("sparse=yes keeps the base's zeros under the update; mode B narrows the MLP itself: use mode A (Shears, SQFT)")
         }
         let configuration = LoRAConfiguration(rank: top, alpha: alpha ?? 2 * Float(top), targets: targets, dropout: dropout, sparse: sparse)
         // Reordering MLP channels moves weights; packed codes group along down's inputs and
         // would no longer line up.
-        let reorders = mode == .b && (order == .importance || model.layers.contains { $0.mlpChannelOrder != Array(0..<model.config.ffnDim) })
+        let reorders = mode.hasWidth && (order == .importance || model.layers.contains { $0.mlpChannelOrder != Array(0..<model.config.ffnDim) })
         if reorders && (model.layers.contains { !$0.quantized.isEmpty } || base.hasQuantizationBase) {
             throw WorkbenchError.invalid("the model is quantized: reordering its MLP channels would break the groups of its codes; "
                                          + "use order=loaded on a model quantized in its loaded order, or `sparsify restore` first")
@@ -108,7 +108,7 @@ extension Session {
                                  grouping: grouping, targets: targets)
         // Measured before anything changes, so that an interrupt or bad input leaves the old adapters.
         var importance: [[Double]]?
-        if mode == .b && order == .importance {
+        if mode.hasWidth && order == .importance {
             let measured = try measureMLPImportance(split: calibrationSplit, tokens: calibrationTokens, widths: space.widthChoices)
             importance = measured.importance
             space.importanceKept = measured.kept
@@ -117,7 +117,7 @@ extension Session {
             // Between taking the old adapters off and putting the new ones on: the MLP order.
             if let importance {
                 model.orderMLPChannels(byImportance: importance)
-            } else if mode == .b {
+            } else if mode.hasWidth {
                 model.restoreLoadedMLPOrder()
             }
         }

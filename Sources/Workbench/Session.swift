@@ -210,7 +210,7 @@ public final class Session {
                          + (trainingHistory.isEmpty ? "" : ", \(trainingHistory.last!.step) steps trained")))
         }
         if let elastic {
-            let widths = elastic.mode == .b ? ", MLP widths " + elastic.widthChoices.map(String.init).joined(separator: "/") : ""
+            let widths = elastic.mode.hasWidth ? ", MLP widths " + elastic.widthChoices.map(String.init).joined(separator: "/") : ""
             let active = activeGenome.map { $0 == elastic.maximal ? "largest" : $0 == elastic.minimal ? "smallest" : $0 == elastic.heuristic ? "heuristic" : "chosen" } ?? "largest"
             rows.append(("elastic", "mode \(elastic.mode.rawValue), ranks \(elastic.rankChoices.map(String.init).joined(separator: "/"))\(widths), "
                          + "grouped by \(elastic.grouping.rawValue): \(elastic.groups.count) groups, "

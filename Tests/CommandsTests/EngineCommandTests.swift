@@ -1,6 +1,7 @@
 @testable import Commands
 import Display
 import Foundation
+import Transformer
 import Workbench
 import XCTest
 
@@ -367,5 +368,40 @@ final class LINASCommandTests: XCTestCase {
         session.cancellation.cancel()
         XCTAssertThrowsError(try runner.run("search linas population=6 evaluations=18 eval_tokens=64 as cut", output: RecordingOutput()))
         session.cancellation.reset()
+    }
+}
+
+final class NASCommandTests: XCTestCase {
+    /// `elastic mode=NAS`: the card shows the depth genes, training draws subnets over depth and
+    /// width, a LINAS search finds subnets that skip layers, and one exports as the smaller model.
+    func testDepthAndWidthSearchAndExport() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
+        let output = RecordingOutput()
+        let card = try runner.run("""
+            model tiny layers=4 dim=32 ffn=64 context=128
+            data text "\(path)"
+            elastic mode=NAS ranks=8,4 widths=100%,50% groups=layer
+            """, output: output).result?.plainText ?? ""
+        XCTAssertTrue(card.contains("kept, skipped") && card.contains("×2 layers"), card)
+        _ = try runner.run("train steps=6 lr=1e-2 batch=2 seq=32", output: output)
+        XCTAssertTrue(session.trainingHistory.allSatisfy { $0.trainLoss.isNaN || $0.trainLoss.isFinite })
+        _ = try runner.run("search linas population=6 evaluations=18 inner_generations=10 eval_tokens=64 objectives=loss,params as d", output: output)
+        let record = try XCTUnwrap(session.fronts["d"])
+        let space = try XCTUnwrap(session.elastic)
+        XCTAssertTrue(record.evaluated.contains { space.kept($0.genome).contains(false) }, "some subnets skip layers")
+        let shallow = try XCTUnwrap(record.evaluated.first { space.kept($0.genome).contains(false) })
+        _ = try runner.run("subnet genome=" + shallow.genome.map(String.init).joined(separator: ","), output: output)
+        let model = try session.requireModel()
+        let tokens: [Int32] = Array("Kellynch Hall".utf8).map { Int32($0) }
+        let ours = model.forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .all).array
+        let file = NSTemporaryDirectory() + "sculpt-\(UUID().uuidString)-nas.gguf"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: file) }
+        _ = try runner.run("export gguf \(file)", output: output)
+        let reloaded = try LlamaModel.load(try GGUFFile(path: file), keep: true)
+        XCTAssertEqual(reloaded.config.layers, space.kept(shallow.genome).filter { $0 }.count)
+        let theirs = reloaded.forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .all).array
+        XCTAssertLessThan(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-3 * ours.map(abs).max()!)
     }
 }

@@ -97,4 +97,36 @@ final class ElasticSpaceTests: XCTestCase {
         XCTAssertNotEqual(once, [Float](repeating: 0, count: once.count), "the step moved B")
         XCTAssertLessThan(zip(once, thrice).map { abs($0 - $1) }.max()!, 1e-5)
     }
+
+    /// Mode NAS adds a kept/skipped gene to every layer but the first and last: the heuristic keeps
+    /// every layer, a skipped layer costs nothing (its weights and adapters), applying a genome
+    /// skips it in the model, and the subnet computes as the model with that block adding nothing.
+    func testNASSpaceSkipsLayersAndTheirCost() throws {
+        let model = LlamaModel.random(config: config, seed: 2)
+        let lora = try LoRASet(model: model, configuration: LoRAConfiguration(rank: 8, alpha: 16, targets: [.q, .up]), seed: 1)
+        let space = ElasticSpace(config: config, mode: .nas, rankChoices: [8, 4], widthFractions: [1, 0.5], grouping: .layer, targets: [.q, .up])
+        let depthGenes = space.groups.indices.filter { if case .depth = space.groups[$0].kind { return true } else { return false } }
+        XCTAssertEqual(depthGenes.map { space.groups[$0].name }, ["layer 1 kept"], "the first and last layers are pinned")
+        XCTAssertEqual(space.kept(space.heuristic), [true, true, true])
+        XCTAssertEqual(space.kept(space.minimal), [true, false, true])
+        var skipMiddle = space.maximal
+        skipMiddle[depthGenes[0]] = 1
+        let full = space.cost(space.maximal), skipped = space.cost(skipMiddle)
+        let layerWeights = 2 * 32 * 32 + 2 * 16 * 32 + 3 * 32 * 64 + 2 * 32
+        let layerAdapters = 8 * (32 + 32) + 8 * (32 + 64)
+        XCTAssertEqual(full.parameters - skipped.parameters, layerWeights + layerAdapters)
+        XCTAssertEqual(full.macsPerToken - skipped.macsPerToken, layerWeights - 2 * 32 + layerAdapters)
+
+        let tokens: [Int32] = [9, 70, 130, 4, 220]
+        space.apply(skipMiddle, model: model, adapters: lora)
+        XCTAssertEqual(model.activeShape.layers.map(\.kept), [true, false, true])
+        let subnet = model.forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .all).array
+        let zeroed = LlamaModel.random(config: config, seed: 2)
+        zeroed.layers[1].wo.zero()
+        zeroed.layers[1].wDown.zero()
+        let reference = zeroed.forward(tokens: tokens, batch: 1, seq: tokens.count, logits: .all).array
+        XCTAssertLessThan(zip(subnet, reference).map { abs($0 - $1) }.max()!, 1e-4, "fresh adapters add nothing; the skipped block adds nothing")
+        space.apply(space.maximal, model: model, adapters: lora)
+        XCTAssertEqual(model.activeShape.layers.map(\.kept), [true, true, true])
+    }
 }
