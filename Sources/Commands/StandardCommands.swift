@@ -4,7 +4,7 @@ import Workbench
 
 extension CommandTable {
     /// Every command Sculpt knows.
-    public static let standard = CommandTable(sessionCommands + modelCommands + dataCommands + taskCommands + evaluationCommands + adapterCommands + elasticCommands + aloraCommands + sparsityCommands + quantizationCommands + sensitivityCommands + exportCommands)
+    public static let standard = CommandTable(sessionCommands + modelCommands + dataCommands + taskCommands + evaluationCommands + adapterCommands + elasticCommands + nasCommands + aloraCommands + sparsityCommands + quantizationCommands + sensitivityCommands + exportCommands)
 
     static let sessionCommands: [Command] = [
         Command("help", summary: "List the commands, or show one command's page",

@@ -405,3 +405,42 @@ final class NASCommandTests: XCTestCase {
         XCTAssertLessThan(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-3 * ours.map(abs).max()!)
     }
 }
+
+final class NASBaselineCommandTests: XCTestCase {
+    /// Layer dropping drops layers in ascending Block Influence, one more per subnet, at full
+    /// width; uniform width keeps every layer; both are fronts `compare` draws beside a search's.
+    func testBaselinesAreFrontsOfTheSuperNetwork() throws {
+        let session = Session()
+        let runner = CellRunner(session: session)
+        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
+        let output = RecordingOutput()
+        _ = try runner.run("""
+            model tiny layers=4 dim=32 ffn=64 context=128
+            data text "\(path)"
+            elastic mode=NAS ranks=8,4 widths=100%,75%,50% groups=layer
+            """, output: output)
+        _ = try runner.run("baseline drop_layers objectives=loss,params eval_tokens=64 calibration_tokens=256 as drop", output: output)
+        let space = try XCTUnwrap(session.elastic)
+        let drop = try XCTUnwrap(session.fronts["drop"])
+        XCTAssertEqual(drop.evaluated.count, 3, "none, one and both of the two middle layers dropped")
+        XCTAssertEqual(drop.evaluated.map { space.kept($0.genome).filter { !$0 }.count }, [0, 1, 2])
+        XCTAssertTrue(drop.evaluated.allSatisfy { space.resolve($0.genome).widths == [64, 64, 64, 64] })
+        let influence = try session.blockInfluence(split: nil, tokens: 256)
+        let firstDropped = try XCTUnwrap(space.kept(drop.evaluated[1].genome).firstIndex(of: false))
+        XCTAssertEqual(firstDropped, [1, 2].min { influence[$0] < influence[$1] }, "the lower Block Influence goes first")
+        let params = drop.evaluated.map { $0.objectives[1] }
+        XCTAssertEqual(params, params.sorted(by: >))
+
+        _ = try runner.run("baseline uniform_width objectives=loss,params eval_tokens=64 as width", output: output)
+        let width = try XCTUnwrap(session.fronts["width"])
+        XCTAssertEqual(width.evaluated.map { Set(space.resolve($0.genome).widths) }, [[64], [48], [32]])
+        XCTAssertTrue(width.evaluated.allSatisfy { !space.kept($0.genome).contains(false) })
+        _ = try runner.run("search linas population=4 evaluations=8 inner_generations=5 eval_tokens=64 objectives=loss,params as s", output: output)
+        let compared = try runner.run("compare s drop width", output: output).result?.plainText ?? ""
+        XCTAssertTrue(compared.contains("drop") && compared.contains("width"), compared)
+        XCTAssertEqual(session.activeGenome ?? space.maximal, space.maximal, "the active subnet is as it was")
+
+        _ = try runner.run("elastic mode=A ranks=8,4", output: output)
+        XCTAssertThrowsError(try runner.run("baseline drop_layers", output: output)) { XCTAssertTrue("\($0)".contains("mode=NAS"), "\($0)") }
+    }
+}
