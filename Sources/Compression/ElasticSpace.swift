@@ -226,6 +226,18 @@ public final class ElasticSpace {
         return (ranks, widths)
     }
 
+    /// The genome with the genes that do nothing set to the largest choice: a skipped layer's rank
+    /// and width. Two genomes with the same canonical form are the same subnet.
+    public func canonical(_ genome: [Int]) -> [Int] {
+        let kept = kept(genome)
+        return zip(groups, genome).map { group, gene in
+            switch group.kind {
+            case .rank(let layer, _), .width(let layer): return kept[layer] ? gene : 0
+            case .depth: return gene
+            }
+        }
+    }
+
     /// Whether each layer runs in a genome (every layer outside mode NAS).
     public func kept(_ genome: [Int]) -> [Bool] {
         var kept = [Bool](repeating: true, count: config.layers)

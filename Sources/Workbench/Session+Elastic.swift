@@ -235,13 +235,13 @@ extension Session {
                                    parameters: parameters, seeds: [space.maximal, space.heuristic],
                                    isCancelled: { self.cancellation.isCancelled }) { step in
             record.evaluated = step.evaluated
-            record.front = Pareto.nonDominated(step.evaluated.map(\.objectives)).map { step.evaluated[$0] }
+            record.front = space.distinct(Pareto.nonDominated(step.evaluated.map(\.objectives)).map { step.evaluated[$0] })
             record.generationsDone = step.generation
             self.fronts[name] = record
             progress(step, record)
         }
         record.evaluated = result.evaluated
-        record.front = result.front
+        record.front = space.distinct(result.front)
         record.generationsDone = result.generationsDone
         record.interrupted = result.interrupted
         fronts[name] = record
@@ -257,5 +257,14 @@ extension Session {
         let maximal = Individual(genome: space.maximal, objectives: try objectives(space.maximal, wanted, evalTokens: evalTokens, tasks: tasks), generation: 0)
         return SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: generations,
                             interrupted: false, heuristic: heuristic, maximal: maximal, evalTokens: evalTokens)
+    }
+}
+
+extension ElasticSpace {
+    /// A front without repeats: genomes that differ only in genes that do nothing (a skipped
+    /// layer's width and rank) are one subnet, listed once.
+    func distinct(_ front: [Individual]) -> [Individual] {
+        var seen = Set<[Int]>()
+        return front.filter { seen.insert(canonical($0.genome)).inserted }
     }
 }

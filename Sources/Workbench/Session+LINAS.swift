@@ -23,14 +23,14 @@ extension Session {
                                                                          innerGenerations: innerGenerations, seed: seed),
                                    seeds: [space.maximal, space.heuristic], isCancelled: { self.cancellation.isCancelled }) { step in
             record.evaluated = step.evaluated
-            record.front = step.front
+            record.front = space.distinct(step.front)
             record.rounds = step.rounds
             record.generationsDone = step.rounds.count
             self.fronts[name] = record
             progress(record)
         }
         record.evaluated = result.evaluated
-        record.front = result.front
+        record.front = space.distinct(result.front)
         record.rounds = result.rounds
         record.generationsDone = result.rounds.count
         record.interrupted = result.interrupted

@@ -391,6 +391,7 @@ final class NASCommandTests: XCTestCase {
         let record = try XCTUnwrap(session.fronts["d"])
         let space = try XCTUnwrap(session.elastic)
         XCTAssertTrue(record.evaluated.contains { space.kept($0.genome).contains(false) }, "some subnets skip layers")
+        XCTAssertEqual(Set(record.front.map { space.canonical($0.genome) }).count, record.front.count, "each subnet once on the front")
         let shallow = try XCTUnwrap(record.evaluated.first { space.kept($0.genome).contains(false) })
         _ = try runner.run("subnet genome=" + shallow.genome.map(String.init).joined(separator: ","), output: output)
         let model = try session.requireModel()

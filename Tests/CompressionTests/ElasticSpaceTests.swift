@@ -109,6 +109,12 @@ final class ElasticSpaceTests: XCTestCase {
         XCTAssertEqual(depthGenes.map { space.groups[$0].name }, ["layer 1 kept"], "the first and last layers are pinned")
         XCTAssertEqual(space.kept(space.heuristic), [true, true, true])
         XCTAssertEqual(space.kept(space.minimal), [true, false, true])
+        XCTAssertEqual(space.canonical(space.minimal), space.minimal.enumerated().map { i, gene in
+            if case .depth = space.groups[i].kind { return gene }
+            if case .rank(1, _) = space.groups[i].kind { return 0 }
+            if case .width(1) = space.groups[i].kind { return 0 }
+            return gene
+        }, "a skipped layer's rank and width do nothing")
         var skipMiddle = space.maximal
         skipMiddle[depthGenes[0]] = 1
         let full = space.cost(space.maximal), skipped = space.cost(skipMiddle)

@@ -97,7 +97,7 @@ def is_chart(shown):
     return (shown["vega"] or shown["svg"]) and not shown["json"]
 
 
-@pytest.mark.parametrize("name", ["quickstart", "lonas", "alora", "shears_sqft"])
+@pytest.mark.parametrize("name", ["quickstart", "lonas", "alora", "shears_sqft", "llama_nas"])
 def test_plots_render_as_charts(name, rendered):
     plots = [(source, shown) for source, output, shown in paired_outputs(name, rendered)
              if any(mime in output.get("data", {}) for mime in CHART_TYPES)]
@@ -109,7 +109,7 @@ def test_plots_render_as_charts(name, rendered):
     assert not any(o["json"] for cell in cells for o in cell["outputs"]), "a JSON tree in the notebook"
 
 
-@pytest.mark.parametrize("name", ["quickstart", "lonas", "alora", "shears_sqft"])
+@pytest.mark.parametrize("name", ["quickstart", "lonas", "alora", "shears_sqft", "llama_nas"])
 def test_tables_render_as_tables(name, rendered):
     tables = [(source, shown) for source, output, shown in paired_outputs(name, rendered)
               if "<table" in output.get("data", {}).get("text/html", "")]
