@@ -28,14 +28,7 @@ extension CommandTable {
     static func runBaseline(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
         let session = context.session
         let baseline = NASBaseline(rawValue: arguments.text("kind")!)!
-        let words = (arguments.text("as") ?? "").split(separator: " ").map(String.init)
-        var name = "\(baseline.rawValue)\(session.fronts.count + 1)"
-        if !words.isEmpty {
-            guard words.count == 2, words[0] == "as" else {
-                throw CommandError(.unexpectedArgument, "name a baseline with `as NAME`", word: words.joined(separator: " "))
-            }
-            name = words[1]
-        }
+        let name = try resultName(arguments, session: session, prefix: baseline.rawValue)
         let objectives = arguments.text("objectives")!.split(separator: ",").compactMap { SearchObjective(rawValue: String($0)) }
         let probe = objectives.contains(.accuracy) ? accuracyProbe(arguments, always: true) : nil
         let display = LiveDisplay(context.output, name: "baseline")

@@ -13,14 +13,7 @@ extension CommandTable {
     static func runSearch(_ arguments: Arguments, _ context: CommandContext, linas: Bool = false) throws -> MimeBundle? {
         let session = context.session
         _ = try session.requireElastic()
-        let words = (arguments.text("as") ?? "").split(separator: " ").map(String.init)
-        var name = "search\(session.fronts.count + 1)"
-        if !words.isEmpty {
-            guard words.count == 2, words[0] == "as" else {
-                throw CommandError(.unexpectedArgument, "name a search with `as NAME`", word: words.joined(separator: " "))
-            }
-            name = words[1]
-        }
+        let name = try resultName(arguments, session: session, prefix: "search")
         let objectives = arguments.text("objectives")!.split(separator: ",").compactMap { SearchObjective(rawValue: String($0)) }
         let population = arguments.integer("population")!
         let total = linas ? arguments.integer("evaluations")! : arguments.integer("generations")!
@@ -78,6 +71,16 @@ extension CommandTable {
             if display.isShown, let record = session.fronts[name] { show(record, state: .failed) }
             throw error
         }
+    }
+
+    /// The name after `as`, or PREFIX followed by the number of results kept so far plus one.
+    static func resultName(_ arguments: Arguments, session: Session, prefix: String) throws -> String {
+        let words = (arguments.text("as") ?? "").split(separator: " ").map(String.init)
+        guard !words.isEmpty else { return "\(prefix)\(session.fronts.count + 1)" }
+        guard words.count == 2, words[0] == "as" else {
+            throw CommandError(.unexpectedArgument, "name a result with `as NAME`", word: words.joined(separator: " "))
+        }
+        return words[1]
     }
 
     /// "loss 0.93, macs 1.00": a LINAS batch's rank correlation of predicted and real objectives.

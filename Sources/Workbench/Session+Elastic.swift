@@ -222,31 +222,39 @@ extension Session {
     /// under the name. The active subnet is restored at the end.
     public func search(population: Int, generations: Int, objectives wanted: [SearchObjective], evalTokens: Int, tasks: AccuracyProbe? = nil, name: String,
                        progress: @escaping (NSGA2.Progress, SearchRecord) -> Void) throws -> SearchRecord {
+        try withActiveSubnetRestored { space in
+            var record = try newSearchRecord(name: name, space: space, objectives: wanted, evalTokens: evalTokens, tasks: tasks, generations: generations)
+            var parameters = NSGA2.Parameters(population: population, generations: generations, seed: seed)
+            // NNCF's BootstrapNAS settings: SBX p 0.9 η 10, polynomial mutation η 3.
+            parameters.crossoverEta = 10
+            parameters.mutationEta = 3
+            let result = try NSGA2.run(SubnetSearchProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens, tasks: tasks),
+                                       parameters: parameters, seeds: [space.maximal, space.heuristic],
+                                       isCancelled: { self.cancellation.isCancelled }) { step in
+                record.evaluated = step.evaluated
+                record.front = space.distinct(Pareto.nonDominated(step.evaluated.map(\.objectives)).map { step.evaluated[$0] })
+                record.generationsDone = step.generation
+                self.fronts[name] = record
+                progress(step, record)
+            }
+            record.evaluated = result.evaluated
+            record.front = space.distinct(result.front)
+            record.generationsDone = result.generationsDone
+            record.interrupted = result.interrupted
+            fronts[name] = record
+            lastFront = name
+            return record
+        }
+    }
+
+    /// Runs a search or a baseline over the elastic space (with its adapters), and puts the
+    /// active subnet back afterwards, also on a throw.
+    func withActiveSubnetRestored<T>(_ body: (ElasticSpace) throws -> T) throws -> T {
         let space = try requireElastic()
         _ = try requireLoRA()
         let restore = activeGenome ?? space.maximal
         defer { try? activate(restore) }
-        var record = try newSearchRecord(name: name, space: space, objectives: wanted, evalTokens: evalTokens, tasks: tasks, generations: generations)
-        var parameters = NSGA2.Parameters(population: population, generations: generations, seed: seed)
-        // NNCF's BootstrapNAS settings: SBX p 0.9 η 10, polynomial mutation η 3.
-        parameters.crossoverEta = 10
-        parameters.mutationEta = 3
-        let result = try NSGA2.run(SubnetSearchProblem(session: self, space: space, wanted: wanted, evalTokens: evalTokens, tasks: tasks),
-                                   parameters: parameters, seeds: [space.maximal, space.heuristic],
-                                   isCancelled: { self.cancellation.isCancelled }) { step in
-            record.evaluated = step.evaluated
-            record.front = space.distinct(Pareto.nonDominated(step.evaluated.map(\.objectives)).map { step.evaluated[$0] })
-            record.generationsDone = step.generation
-            self.fronts[name] = record
-            progress(step, record)
-        }
-        record.evaluated = result.evaluated
-        record.front = space.distinct(result.front)
-        record.generationsDone = result.generationsDone
-        record.interrupted = result.interrupted
-        fronts[name] = record
-        lastFront = name
-        return record
+        return try body(space)
     }
 
     /// A search's record before its first generation: the heuristic and the largest subnet

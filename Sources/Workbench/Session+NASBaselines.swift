@@ -75,27 +75,25 @@ extension Session {
     public func runBaseline(_ baseline: NASBaseline, subnets: [(genome: [Int], label: String)], objectives wanted: [SearchObjective],
                             evalTokens: Int, tasks: AccuracyProbe? = nil, name: String,
                             progress: @escaping (SearchRecord) -> Void) throws -> SearchRecord {
-        let space = try requireElastic()
-        _ = try requireLoRA()
-        let restore = activeGenome ?? space.maximal
-        defer { try? activate(restore) }
-        var record = SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: subnets.count,
-                                  interrupted: false, heuristic: nil, maximal: nil, evalTokens: evalTokens)
-        record.method = baseline.label
-        for (k, subnet) in subnets.enumerated() {
-            if cancellation.isCancelled {
-                record.interrupted = true
-                break
+        try withActiveSubnetRestored { _ in
+            var record = SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: subnets.count,
+                                      interrupted: false, heuristic: nil, maximal: nil, evalTokens: evalTokens)
+            record.method = baseline.label
+            for (k, subnet) in subnets.enumerated() {
+                if cancellation.isCancelled {
+                    record.interrupted = true
+                    break
+                }
+                record.evaluated.append(Individual(genome: subnet.genome, objectives: try objectives(subnet.genome, wanted, evalTokens: evalTokens, tasks: tasks),
+                                                   generation: k))
+                record.front = Pareto.nonDominated(record.evaluated.map(\.objectives)).map { record.evaluated[$0] }
+                record.generationsDone = k + 1
+                fronts[name] = record
+                progress(record)
             }
-            record.evaluated.append(Individual(genome: subnet.genome, objectives: try objectives(subnet.genome, wanted, evalTokens: evalTokens, tasks: tasks),
-                                               generation: k))
-            record.front = Pareto.nonDominated(record.evaluated.map(\.objectives)).map { record.evaluated[$0] }
-            record.generationsDone = k + 1
             fronts[name] = record
-            progress(record)
+            lastFront = name
+            return record
         }
-        fronts[name] = record
-        lastFront = name
-        return record
     }
 }
