@@ -38,24 +38,10 @@ public struct SearchRecord: Sendable {
     public var heuristic: Individual?
     public var maximal: Individual?
     public var evalTokens: Int
-    /// "NSGA-II" or "LINAS".
+    /// "NSGA-II", "LINAS", or the baseline the subnets come from.
     public var method = "NSGA-II"
     /// LINAS: each batch of real evaluations after the first, with how well the predictors ordered it.
     public var rounds = [LINAS.Round]()
-
-    public init(name: String, objectives: [SearchObjective], evaluated: [Individual], front: [Individual], generationsDone: Int,
-                generations: Int, interrupted: Bool, heuristic: Individual?, maximal: Individual?, evalTokens: Int) {
-        self.name = name
-        self.objectives = objectives
-        self.evaluated = evaluated
-        self.front = front
-        self.generationsDone = generationsDone
-        self.generations = generations
-        self.interrupted = interrupted
-        self.heuristic = heuristic
-        self.maximal = maximal
-        self.evalTokens = evalTokens
-    }
 }
 
 /// A subnet's objectives as a search sees them: one real evaluation each.

@@ -329,16 +329,9 @@ final class LINASCommandTests: XCTestCase {
     /// rank correlations and hypervolume, keeps the record for `compare` beside an NSGA-II front of
     /// the same budget, and an interrupt keeps what was evaluated.
     func testLINASSearchesWithItsBudgetAndComparesWithNSGA2() throws {
-        let session = Session()
-        let runner = CellRunner(session: session)
-        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
-        let output = RecordingOutput()
-        _ = try runner.run("""
-            model tiny layers=2 dim=32 ffn=64 context=128
-            data text "\(path)"
-            elastic mode=B ranks=8,6,4 widths=100%,75%,50% groups=module
-            train steps=10 lr=1e-2 batch=2 seq=32
-            """, output: output)
+        let (session, runner, output) = try tinySession(reading: "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50,
+                                                        then: "elastic mode=B ranks=8,6,4 widths=100%,75%,50% groups=module\n"
+                                                            + "train steps=10 lr=1e-2 batch=2 seq=32")
         let table = try runner.run("search linas population=6 evaluations=18 inner_generations=10 eval_tokens=64 as l", output: output)
             .result?.plainText ?? ""
         XCTAssertTrue(table.contains("Pareto front of l"), table)
@@ -375,15 +368,8 @@ final class NASCommandTests: XCTestCase {
     /// `elastic mode=NAS`: the card shows the depth genes, training draws subnets over depth and
     /// width, a LINAS search finds subnets that skip layers, and one exports as the smaller model.
     func testDepthAndWidthSearchAndExport() throws {
-        let session = Session()
-        let runner = CellRunner(session: session)
-        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
-        let output = RecordingOutput()
-        let card = try runner.run("""
-            model tiny layers=4 dim=32 ffn=64 context=128
-            data text "\(path)"
-            elastic mode=NAS ranks=8,4 widths=100%,50% groups=layer
-            """, output: output).result?.plainText ?? ""
+        let (session, runner, output) = try tinySession(reading: "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50, layers: 4)
+        let card = try runner.run("elastic mode=NAS ranks=8,4 widths=100%,50% groups=layer", output: output).result?.plainText ?? ""
         XCTAssertTrue(card.contains("kept, skipped") && card.contains("×2 layers"), card)
         _ = try runner.run("train steps=6 lr=1e-2 batch=2 seq=32", output: output)
         XCTAssertTrue(session.trainingHistory.allSatisfy { $0.trainLoss.isNaN || $0.trainLoss.isFinite })
@@ -411,15 +397,8 @@ final class NASBaselineCommandTests: XCTestCase {
     /// Layer dropping drops layers in ascending Block Influence, one more per subnet, at full
     /// width; uniform width keeps every layer; both are fronts `compare` draws beside a search's.
     func testBaselinesAreFrontsOfTheSuperNetwork() throws {
-        let session = Session()
-        let runner = CellRunner(session: session)
-        let path = try temporaryText("Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50)
-        let output = RecordingOutput()
-        _ = try runner.run("""
-            model tiny layers=4 dim=32 ffn=64 context=128
-            data text "\(path)"
-            elastic mode=NAS ranks=8,4 widths=100%,75%,50% groups=layer
-            """, output: output)
+        let (session, runner, output) = try tinySession(reading: "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50, layers: 4,
+                                                        then: "elastic mode=NAS ranks=8,4 widths=100%,75%,50% groups=layer")
         _ = try runner.run("baseline drop_layers objectives=loss,params eval_tokens=64 calibration_tokens=256 as drop", output: output)
         let space = try XCTUnwrap(session.elastic)
         let drop = try XCTUnwrap(session.fronts["drop"])

@@ -15,15 +15,15 @@ extension XCTestCase {
 }
 
 extension XCTestCase {
-    /// A session with a 2-layer tiny model reading `sentence` repeated, after running `setup`
-    /// (further lines of a cell): the start of command tests that train or search.
-    func tinySession(reading sentence: String, repeated count: Int, then setup: String = "")
+    /// A session with a tiny model (2 layers unless `layers` says) reading `sentence` repeated,
+    /// after running `setup` (further lines of a cell): the start of command tests that train or search.
+    func tinySession(reading sentence: String, repeated count: Int, layers: Int = 2, then setup: String = "")
         throws -> (session: Session, runner: CellRunner, output: RecordingOutput) {
         let session = Session()
         let runner = CellRunner(session: session)
         let output = RecordingOutput()
         let path = try temporaryText(sentence, repeated: count)
-        _ = try runner.run("model tiny layers=2 dim=32 ffn=64 context=128\ndata text \"\(path)\"" + (setup.isEmpty ? "" : "\n" + setup), output: output)
+        _ = try runner.run("model tiny layers=\(layers) dim=32 ffn=64 context=128\ndata text \"\(path)\"" + (setup.isEmpty ? "" : "\n" + setup), output: output)
         return (session, runner, output)
     }
 }
