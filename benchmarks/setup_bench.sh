@@ -5,9 +5,10 @@
 #   torch (CPU)           the PyTorch column
 #   llama-cpp-python      the llama.cpp column, compiled here from its sdist (CPU only, -march=native)
 #   peft (+ transformers, accelerate)   the PyTorch + PEFT LoRA column of benchmarks/training_step.py
+#   llama-bench           llama.cpp's own C++ benchmark, built from the same sources ($SCULPT_CACHE/llama-bench/bin)
 # Idempotent: a package that already imports is left alone (FORCE=1 reinstalls).
 #
-#   SKIP_TORCH=1 / SKIP_LLAMA=1 / SKIP_PEFT=1   leave that engine out (the benchmark then reports "not installed")
+#   SKIP_TORCH=1 / SKIP_LLAMA=1 / SKIP_PEFT=1 / SKIP_LLAMA_BENCH=1   leave that engine out (the benchmark then reports "not installed")
 #   TORCH_SPEC=...                what to pip-install for torch instead of the choice below
 #   JOBS=N                        parallel compile jobs for llama.cpp (default: all cores)
 #   AVX2_LLAMA=1                  also a llama.cpp for AVX2 only, for quantized_engine.py --avx2
@@ -155,6 +156,41 @@ if [ "${AVX2_LLAMA:-0}" = 1 ]; then
         PYTHONPATH="$LLAMA_AVX2" "$VENV/bin/python" -c 'import llama_cpp; print("   llama_cpp", llama_cpp.__version__, "imports:", llama_cpp.llama_print_system_info().decode().strip())'
         say "llama-cpp-python for AVX2: done in $((SECONDS - start)) s"
     fi
+fi
+
+# llama.cpp's own C++ llama-bench, from the same llama.cpp the Python bindings vendor (the
+# llama-cpp-python sdist, its sha256 checked), built with the same flags: the peer that
+# benchmarks/llama_nas_subnet.py times a shallow or narrow export against.
+#   SKIP_LLAMA_BENCH=1   leave it out (the benchmarks then say it is missing)
+LLAMA_BENCH_DIR="$SCULPT_CACHE/llama-bench"
+LLAMA_SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+LLAMA_BENCH_ID="$LLAMA_SPEC $LLAMA_CMAKE_ARGS cflags=$LLAMA_CFLAGS"
+if [ "${SKIP_LLAMA_BENCH:-0}" = 1 ]; then
+    say "llama-bench: skipped (SKIP_LLAMA_BENCH=1)"
+elif [ -x "$LLAMA_BENCH_DIR/bin/llama-bench" ] && [ "$(cat "$LLAMA_BENCH_DIR/.build-id" 2>/dev/null)" = "$LLAMA_BENCH_ID" ]; then
+    say "llama-bench: already built in $LLAMA_BENCH_DIR"
+else
+    start=$SECONDS
+    say "llama-bench: building from the $LLAMA_SPEC sdist (CPU only, $JOBS jobs, nice 19; several minutes)"
+    pip_install cmake ninja
+    src="$LLAMA_BENCH_DIR/src"
+    rm -rf "$LLAMA_BENCH_DIR"
+    mkdir -p "$src"
+    "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --no-binary llama-cpp-python "$LLAMA_SPEC" -d "$LLAMA_BENCH_DIR"
+    sdist=$(ls "$LLAMA_BENCH_DIR"/llama_cpp_python-*.tar.gz)
+    echo "$LLAMA_SDIST_SHA256  $sdist" | sha256sum -c --quiet - || { echo "llama-bench: the sdist's sha256 is not $LLAMA_SDIST_SHA256" >&2; exit 1; }
+    tar xzf "$sdist" -C "$src" --strip-components=3 --wildcards '*/vendor/llama.cpp/*'
+    # shellcheck disable=SC2086
+    CFLAGS="$LLAMA_CFLAGS" CXXFLAGS="$LLAMA_CFLAGS" nice -n 19 "$VENV/bin/cmake" -S "$src" -B "$src/build" -G Ninja \
+        -DCMAKE_MAKE_PROGRAM="$VENV/bin/ninja" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
+        ${LLAMA_CMAKE_ARGS/-DLLAMA_BUILD_TOOLS=OFF/-DLLAMA_BUILD_TOOLS=ON} >/dev/null
+    nice -n 19 "$VENV/bin/cmake" --build "$src/build" --target llama-bench -j "$JOBS" >/dev/null
+    mkdir -p "$LLAMA_BENCH_DIR/bin"
+    cp "$src/build/bin/llama-bench" "$LLAMA_BENCH_DIR/bin/"
+    rm -rf "$src" "$sdist"
+    echo "$LLAMA_BENCH_ID" > "$LLAMA_BENCH_DIR/.build-id"
+    "$LLAMA_BENCH_DIR/bin/llama-bench" --help >/dev/null
+    say "llama-bench: done in $((SECONDS - start)) s ($LLAMA_BENCH_DIR/bin/llama-bench)"
 fi
 
 say "bench venv ready: $VENV ($(du -sh "$VENV" | cut -f1))"

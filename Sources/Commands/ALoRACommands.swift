@@ -87,7 +87,7 @@ extension CommandTable {
                                   title: "ALoRA ranks, round \(latest?.round ?? 0)/\(rounds): \(allocation.values.reduce(0, +)) of \(total) in use")
                 map.subtitle = status
                 if let importance = latest?.importance {
-                    map.distribution = ("rank importance CS(r) of round \(latest!.round)", importance.scores.values.flatMap { $0.map(\.score) })
+                    map.distribution = ("rank importance CS(r) of round \(latest!.round)", "ranks", importance.scores.values.flatMap { $0.map(\.score) })
                 }
                 return map.bundle(plain: map.plainText + (latest.map { "\n" + moveSummary($0) } ?? ""))
             }

@@ -71,7 +71,8 @@ extension CommandTable {
                     + "start, every `eval_every` steps and at the end. Austen defaults: train on Emma + Mansfield Park, validate on "
                     + "Northanger Abbey. One display shows progress and the curve, updated in place. With elastic adapters each "
                     + "step trains one random subnet (`sampler=uniform`, LoNAS) or the largest, the smallest and a random one "
-                    + "with their gradients averaged (`sampler=sandwich`, three passes per micro-batch). With `distill=yes` the "
+                    + "with their gradients averaged (`sampler=sandwich`, three passes per micro-batch), or, step by step in turn, "
+                    + "the largest and a random one (`sampler=instatune`, LLaMA-NAS's InstaTune). With `distill=yes` the "
                     + "sandwich's largest subnet learns from the labels and the smallest and random ones learn its next-token "
                     + "distribution on the same batch (BigNAS's in-place distillation); the training loss shown stays the labels'.",
                 arguments: [
@@ -88,7 +89,7 @@ extension CommandTable {
                     .option("split", .text, help: "training split (Austen default: train)"),
                     .option("val_split", .text, help: "validation split (Austen default: validation)"),
                     .option("sampler", .choice(SubnetSampler.allCases.map(\.rawValue)), default: "uniform",
-                            help: "elastic adapters: one random subnet per step (uniform, LoNAS) or largest + smallest + random (sandwich)"),
+                            help: "elastic adapters: one random subnet per step (uniform, LoNAS), largest + smallest + random (sandwich), or largest and random in turn (instatune)"),
                     .option("distill", .flag, default: "no",
                             help: "with sampler=sandwich: the smaller subnets learn the largest one's predictions instead of the labels"),
                 ],

@@ -162,9 +162,9 @@ extension CommandTable {
             try runSearch(arguments, context, linas: true)
         },
 
-        Command("pareto", summary: "Show or export a search's front: table, plot, or csv PATH",
-                arguments: [.positional("what", .words, required: false, help: "[NAME] [table|plot|csv PATH] (default: the last search, table)")],
-                examples: ["pareto", "pareto front1 plot", "pareto front1 csv front1.csv"]) { arguments, context in
+        Command("pareto", summary: "Show or export a search's front: table, plot, layers (how often each layer is skipped or has each width), or csv PATH",
+                arguments: [.positional("what", .words, required: false, help: "[NAME] [table|plot|layers|csv PATH] (default: the last search, table)")],
+                examples: ["pareto", "pareto front1 plot", "pareto front1 layers", "pareto front1 csv front1.csv"]) { arguments, context in
             try showPareto(arguments, context)
         },
 
@@ -236,6 +236,9 @@ extension CommandTable {
             }
             guard let record = session.fronts[words[1]] else {
                 throw CommandError(.badValue, "no search named `\(words[1])`", word: words[1], suggestion: nearest(words[1], in: Array(session.fronts.keys)))
+            }
+            guard record.pointsAreSubnets else {
+                throw CommandError(.badValue, "`\(words[1])` (\(record.method)) holds pruned models, not subnets: `sparsify` makes one", word: words[1])
             }
             guard record.front.indices.contains(index) else {
                 throw CommandError(.badValue, "`\(words[1])` has \(record.front.count) front points (0…\(record.front.count - 1))", word: words[2])

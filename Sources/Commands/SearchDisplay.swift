@@ -148,6 +148,9 @@ extension CommandTable {
         let lossIndex = record.objectives.firstIndex(of: .loss)
         let accuracyIndex = record.objectives.firstIndex(of: .accuracy)
         let latencyIndex = record.objectives.firstIndex(of: .latency)
+        // Parameters as the search counted them (Wanda's without its zeros), else computed.
+        let paramsIndex = record.objectives.firstIndex(of: .params)
+        let depth = space.mode == .nas
         func row(_ label: String, _ individual: Individual) -> [String] {
             let cost = space.cost(individual.genome)
             let (ranks, widths) = space.resolve(individual.genome)
@@ -158,10 +161,11 @@ extension CommandTable {
             if let lossIndex { quality = String(format: "%.4f", individual.objectives[lossIndex]) }
             else if let accuracyIndex { quality = String(format: "%.1f%%", 100 * (1 - individual.objectives[accuracyIndex])) }
             else { quality = "—" }
-            return [label, quality,
-                    formatCount(Double(cost.parameters)), formatCount(Double(cost.macsPerToken))]
+            return [label, quality, formatCount(paramsIndex.map { individual.objectives[$0] } ?? Double(cost.parameters)),
+                    formatCount(Double(cost.macsPerToken))]
                 + (latencyIndex.map { [String(format: "%.2f", individual.objectives[$0])] } ?? [])
                 + [String(format: "%.1f", meanRank), String(format: "%.1f%%", meanWidth)]
+                + (depth ? [String(space.kept(individual.genome).filter { $0 }.count)] : [])
         }
         var rows = record.front.enumerated().map { row(String($0.offset), $0.element) }
         if let h = record.heuristic { rows.append(row("heuristic", h)) }
@@ -172,6 +176,7 @@ extension CommandTable {
             + (latencyIndex == nil ? "" : " and latency")
             + " measured; parameters and MACs computed"
         let columns = ["#", accuracyIndex == nil ? "validation loss" : "task accuracy", "parameters", "MACs/token"] + (latencyIndex == nil ? [] : ["latency (ms)"]) + ["mean rank", "mean MLP width"]
+            + (depth ? ["layers"] : [])
         return Table(title: title, columns: columns, alignments: [.left] + columns.dropFirst().map { _ in .right }, rows: rows).bundle
     }
 
@@ -186,10 +191,14 @@ extension CommandTable {
     static func showPareto(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
         var words = (arguments.text("what") ?? "").split(separator: " ").map(String.init)
         var name: String?
-        if let first = words.first, !["table", "plot", "csv"].contains(first) { name = first; words.removeFirst() }
+        if let first = words.first, !["table", "plot", "csv", "layers"].contains(first) { name = first; words.removeFirst() }
         let record = try record(named: name, context.session)
         switch words.first ?? "table" {
         case "table": return frontTable(record, session: context.session)
+        case "layers":
+            let map = try frontShapes(record, session: context.session)
+            context.output.display(map.bundle(), id: nil)
+            return map.tableBundle
         case "plot": return plot(record, title: "\(record.name): \(record.evaluated.count) subnets, front of \(record.front.count)").bundle(plain: "front of \(record.name): \(record.front.count) subnets")
         case "csv":
             guard words.count == 2 else { throw CommandError(.missingArgument, "`pareto csv` needs a path: pareto [NAME] csv PATH") }
@@ -207,9 +216,43 @@ extension CommandTable {
             }
             return MimeBundle(plain: "wrote \(record.evaluated.count) subnets (\(record.front.count) on the front) to \(path)")
         default:
-            throw CommandError(.badValue, "`pareto` shows a table, a plot or a csv, not `\(words[0])`", word: words[0],
-                               suggestion: nearest(words[0], in: ["table", "plot", "csv"]))
+            throw CommandError(.badValue, "`pareto` shows a table, a plot, the layers or a csv, not `\(words[0])`", word: words[0],
+                               suggestion: nearest(words[0], in: ["table", "plot", "layers", "csv"]))
         }
+    }
+
+    /// LLaMA-NAS's view of a front: how often each layer is skipped or has each MLP width among
+    /// the front's subnets (layers × choices, in percent), and how many layers they keep.
+    static func frontShapes(_ record: SearchRecord, session: Session) throws -> HeatMap {
+        guard let space = session.elastic else { throw CommandError(.failed, "no elastic space: `elastic mode=NAS …` first") }
+        guard record.pointsAreSubnets else {
+            throw CommandError(.badValue, "`\(record.name)` (\(record.method)) holds pruned models, not subnets: it has no layers to count", word: record.name)
+        }
+        guard space.mode == .nas || space.mode.hasWidth else {
+            throw CommandError(.badValue, "the space has neither depth nor MLP widths (mode \(space.mode.rawValue)): `pareto \(record.name) table` shows its ranks")
+        }
+        guard !record.front.isEmpty else { throw CommandError(.failed, "`\(record.name)` has no front yet") }
+        let depth = space.mode == .nas
+        let widths = space.mode.hasWidth ? space.widthChoices : [space.config.ffnDim]
+        let columns = (depth ? ["skipped"] : []) + (space.mode.hasWidth ? widths.map(String.init) : ["kept"])
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: columns.count), count: space.config.layers)
+        var layerCounts = [Double]()
+        for individual in record.front {
+            let kept = space.kept(individual.genome)
+            let resolved = space.resolve(individual.genome).widths
+            layerCounts.append(Double(kept.filter { $0 }.count))
+            for l in 0..<space.config.layers {
+                if !kept[l] { counts[l][0] += 1; continue }
+                counts[l][(depth ? 1 : 0) + (widths.firstIndex(of: resolved[l]) ?? 0)] += 1
+            }
+        }
+        let share = counts.map { row in row.map { Optional((1000 * Double($0) / Double(record.front.count)).rounded() / 10) } }
+        var map = HeatMap(title: "Layers of the \(record.front.count) subnets on the front of \(record.name) (\(record.method)): % of them",
+                          rowTitle: "layer", columnTitle: depth ? "skipped or MLP width" : "MLP width", valueTitle: "% of the front",
+                          rows: (0..<space.config.layers).map(String.init), columns: columns, values: share)
+        map.subtitle = "measured on " + record.objectives.map(\.label).joined(separator: " and ")
+        if depth { map.distribution = ("layers kept", "subnets", layerCounts) }
+        return map
     }
 
     static func compareFronts(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {

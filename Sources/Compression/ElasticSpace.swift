@@ -34,12 +34,16 @@ public enum SubnetSampler: String, Sendable, CaseIterable {
     /// The largest, the smallest and one random subnet, gradients averaged (BigNAS's sandwich rule).
     /// The largest comes first: with in-place distillation it is the teacher.
     case sandwich
+    /// InstaTune (LLaMA-NAS): the steps alternate, the full network on even steps and one random
+    /// subnet on odd ones, each its own update (not averaged within a step, as the sandwich does).
+    case instatune
 
-    /// The genomes of one step.
-    public func genomes(_ space: ElasticSpace, _ rng: inout SeededGenerator) -> [[Int]] {
+    /// The genomes of step `step` (counted over every `train` of the adapters, from 0).
+    public func genomes(_ space: ElasticSpace, _ rng: inout SeededGenerator, step: Int = 0) -> [[Int]] {
         switch self {
         case .uniform: return [space.random(&rng)]
         case .sandwich: return [space.maximal, space.minimal, space.random(&rng)]
+        case .instatune: return [step % 2 == 0 ? space.maximal : space.random(&rng)]
         }
     }
 }

@@ -14,8 +14,8 @@ public struct HeatMap: Sendable {
     public var columns: [String]
     /// values[row][column]; nil for a cell with no value (drawn blank).
     public var values: [[Double?]]
-    /// A histogram under the grid: its title and the values it counts.
-    public var distribution: (title: String, values: [Double])?
+    /// A histogram under the grid: its title, what it counts ("ranks", "subnets") and the values.
+    public var distribution: (title: String, counted: String, values: [Double])?
 
     public init(title: String, rowTitle: String, columnTitle: String, valueTitle: String,
                 rows: [String], columns: [String], values: [[Double?]]) {
@@ -92,28 +92,41 @@ public struct HeatMap: Sendable {
         return s + "</svg>"
     }
 
-    /// Counts of the distribution's values in 20 equal bins.
+    /// Counts of the distribution's values in 20 equal bins, or one bin per whole number when
+    /// the values are whole numbers spanning fewer than 40 (layer counts, say).
     static func bins(_ values: [Double], count: Int = 20) -> [(lo: Double, hi: Double, count: Int)] {
         let finite = values.filter(\.isFinite)
         guard let lo = finite.min(), let hi = finite.max() else { return [] }
+        if wholeNumbers(finite) {
+            return stride(from: lo, through: hi, by: 1).map { v in (v - 0.5, v + 0.5, finite.filter { $0 == v }.count) }
+        }
         let width = hi > lo ? (hi - lo) / Double(count) : 1
         var counts = [Int](repeating: 0, count: count)
         for v in finite { counts[min(count - 1, Int((v - lo) / width))] += 1 }
         return counts.enumerated().map { (lo + Double($0.offset) * width, lo + Double($0.offset + 1) * width, $0.element) }
     }
 
-    private func histogramSVG(_ d: (title: String, values: [Double]), x: Double, y: Double, width: Double, height: Double) -> String {
+    /// Whole numbers spanning fewer than 40: counted one bar per number.
+    static func wholeNumbers(_ values: [Double]) -> Bool {
+        guard let lo = values.min(), let hi = values.max() else { return false }
+        return values.allSatisfy { $0 == $0.rounded() } && hi - lo < 40
+    }
+
+    private func histogramSVG(_ d: (title: String, counted: String, values: [Double]), x: Double, y: Double, width: Double, height: Double) -> String {
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         let bins = HeatMap.bins(d.values)
+        let whole = HeatMap.wholeNumbers(d.values.filter(\.isFinite))
         let most = Double(bins.map(\.count).max() ?? 1)
         let barW = width / Double(max(1, bins.count))
-        var s = "<text x=\"\(f(x))\" y=\"\(f(y - 4))\" fill=\"#555\">\(htmlEscaped(d.title)) (\(d.values.count))</text>"
+        var s = "<text x=\"\(f(x))\" y=\"\(f(y - 4))\" fill=\"#555\">\(htmlEscaped(d.title)) (\(d.values.count) \(htmlEscaped(d.counted)))</text>"
         for (k, bin) in bins.enumerated() {
             let h = (height - 14) * Double(bin.count) / max(1, most)
             s += "<rect x=\"\(f(x + Double(k) * barW))\" y=\"\(f(y + height - 14 - h))\" width=\"\(f(barW - 1))\" height=\"\(f(h))\" fill=\"#1f6feb\">"
-            s += "<title>\(HeatMap.number(bin.lo))…\(HeatMap.number(bin.hi)): \(bin.count)</title></rect>"
+            let range = whole ? HeatMap.number(bin.lo + 0.5) : "\(HeatMap.number(bin.lo))…\(HeatMap.number(bin.hi))"
+            s += "<title>\(range): \(bin.count) \(htmlEscaped(d.counted))</title></rect>"
+            if whole { s += "<text x=\"\(f(x + (Double(k) + 0.5) * barW))\" y=\"\(f(y + height))\" text-anchor=\"middle\" font-size=\"9\">\(range)</text>" }
         }
-        if let first = bins.first, let last = bins.last {
+        if !whole, let first = bins.first, let last = bins.last {
             s += "<text x=\"\(f(x))\" y=\"\(f(y + height))\">\(HeatMap.number(first.lo))</text>"
             s += "<text x=\"\(f(x + width))\" y=\"\(f(y + height))\" text-anchor=\"end\">\(HeatMap.number(last.hi))</text>"
         }
@@ -140,12 +153,15 @@ public struct HeatMap: Sendable {
         var spec: [String: Any] = ["$schema": "https://vega.github.io/schema/vega-lite/v5.json",
                                    "title": LineChart.vegaTitle(title, subtitle)]
         if let distribution, !distribution.values.isEmpty {
+            let finite = distribution.values.filter(\.isFinite)
+            let x: [String: Any] = HeatMap.wholeNumbers(finite) ? ["field": "value", "type": "ordinal", "title": distribution.title]
+                : ["field": "value", "type": "quantitative", "bin": ["maxbins": 20], "title": distribution.title]
             let histogram: [String: Any] = [
-                "data": ["values": distribution.values.filter(\.isFinite).map { ["value": $0] }],
+                "data": ["values": finite.map { ["value": $0] }],
                 "width": max(240, columns.count * 22), "height": 80,
                 "mark": ["type": "bar", "tooltip": true],
-                "encoding": ["x": ["field": "value", "type": "quantitative", "bin": ["maxbins": 20], "title": distribution.title],
-                             "y": ["aggregate": "count", "type": "quantitative", "title": "ranks"]],
+                "encoding": ["x": x,
+                             "y": ["aggregate": "count", "type": "quantitative", "title": distribution.counted]],
             ]
             spec["vconcat"] = [grid, histogram]
         } else {

@@ -171,8 +171,13 @@ extension Session {
         // subnet, uniform per group); validation measures the active subnet, which stays active afterwards.
         let space = elastic
         let active = activeGenome
+        // Steps count on from earlier `train`s, so that InstaTune's alternation carries on.
+        var step = offset
         let sample: ((inout SeededGenerator) -> [() -> Void])? = space.map { space in
-            { rng in sampler.genomes(space, &rng).map { genome in { space.apply(genome, model: model, adapters: set) } } }
+            { rng in
+                defer { step += 1 }
+                return sampler.genomes(space, &rng, step: step).map { genome in { space.apply(genome, model: model, adapters: set) } }
+            }
         }
         let validate: (() -> Void)? = space.map { space in { space.apply(active ?? space.maximal, model: model, adapters: set) } }
         let run = {

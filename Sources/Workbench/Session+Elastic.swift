@@ -42,6 +42,8 @@ public struct SearchRecord: Sendable {
     public var method = "NSGA-II"
     /// LINAS: each batch of real evaluations after the first, with how well the predictors ordered it.
     public var rounds = [LINAS.Round]()
+    /// False for a baseline whose points are edited models (Wanda), not subnets to activate.
+    public var pointsAreSubnets = true
 }
 
 /// A subnet's objectives as a search sees them: one real evaluation each.

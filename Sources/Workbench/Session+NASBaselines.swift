@@ -12,11 +12,16 @@ public enum NASBaseline: String, Sendable, CaseIterable {
     /// Minitron's width pruning without its distillation: every MLP at the same width (channels
     /// kept in the importance order when the space sorted them), every layer kept.
     case uniformWidth = "uniform_width"
+    /// Wanda at the parameter counts a front spans: the largest subnet's base pruned at each
+    /// sparsity (or N:M) in turn. Not subnets: its points are pruned models, parameters counted
+    /// without their zeros.
+    case wanda
 
     public var label: String {
         switch self {
         case .dropLayers: return "layer dropping by Block Influence (ShortGPT)"
         case .uniformWidth: return "uniform MLP width (Minitron's width pruning, no distillation)"
+        case .wanda: return "Wanda (unstructured or N:M, parameters without zeros)"
         }
     }
 }
@@ -53,6 +58,8 @@ extension Session {
                 }
                 return (genome, "MLP \(space.widthChoices[j]) of \(space.config.ffnDim) everywhere")
             }
+        case .wanda:
+            throw WorkbenchError.invalid("Wanda's points are pruned models, not subnets: `runWandaBaseline`")
         }
     }
 
@@ -76,24 +83,89 @@ extension Session {
                             evalTokens: Int, tasks: AccuracyProbe? = nil, name: String,
                             progress: @escaping (SearchRecord) -> Void) throws -> SearchRecord {
         try withActiveSubnetRestored { _ in
-            var record = SearchRecord(name: name, objectives: wanted, evaluated: [], front: [], generationsDone: 0, generations: subnets.count,
-                                      interrupted: false, heuristic: nil, maximal: nil, evalTokens: evalTokens)
-            record.method = baseline.label
-            for (k, subnet) in subnets.enumerated() {
+            var record = baselineRecord(baseline, name: name, objectives: wanted, points: subnets.count, evalTokens: evalTokens)
+            for subnet in subnets {
                 if cancellation.isCancelled {
                     record.interrupted = true
                     break
                 }
-                record.evaluated.append(Individual(genome: subnet.genome, objectives: try objectives(subnet.genome, wanted, evalTokens: evalTokens, tasks: tasks),
-                                                   generation: k))
-                record.front = Pareto.nonDominated(record.evaluated.map(\.objectives)).map { record.evaluated[$0] }
-                record.generationsDone = k + 1
-                fronts[name] = record
-                progress(record)
+                add(try objectives(subnet.genome, wanted, evalTokens: evalTokens, tasks: tasks), genome: subnet.genome, to: &record, progress: progress)
             }
             fronts[name] = record
             lastFront = name
             return record
         }
+    }
+
+    /// Wanda at the sizes of a front: the largest subnet first as it is, then its base pruned by
+    /// each pattern in turn (Wanda on `calibration`, every projection of every layer), scored
+    /// with the super-network's adapters as they are, its parameters counted without the zeros
+    /// pruning added (MACs and latency stay those of the dense path the kernels run). The weights
+    /// are put back after each pattern, and the session ends as it began: base, recipe, subnet.
+    /// An interrupt keeps the patterns scored so far and drops the one under way.
+    public func runWandaBaseline(patterns: [Sparsity.Pattern], calibration: CalibrationRequest, objectives wanted: [SearchObjective],
+                                 evalTokens: Int, tasks: AccuracyProbe? = nil, name: String,
+                                 progress: @escaping (SearchRecord) -> Void) throws -> SearchRecord {
+        let model = try requireModel()
+        guard base.beforeEdits == nil, !base.hasQuantizationBase, model.layers.allSatisfy(\.quantized.isEmpty) else {
+            throw WorkbenchError.invalid("the Wanda baseline prunes the base as it is and puts it back; this base was already pruned or "
+                                         + "quantized: `sparsify restore` first")
+        }
+        if let lora, lora.isMerged { throw WorkbenchError.invalid("the adapters are merged: `lora unmerge` first") }
+        for pattern in patterns {
+            var parameters = PruningParameters()
+            parameters.pattern = pattern
+            try parameters.validate(for: model.config)
+        }
+        return try withActiveSubnetRestored { space in
+            var record = baselineRecord(.wanda, name: name, objectives: wanted, points: patterns.count + 1, evalTokens: evalTokens)
+            record.pointsAreSubnets = false
+            try activate(space.maximal)
+            let paramsIndex = wanted.firstIndex(of: .params)
+            let zerosBefore = Sparsity.totals(model).zeros
+            add(try objectives(space.maximal, wanted, evalTokens: evalTokens, tasks: tasks), genome: space.maximal, to: &record, progress: progress)
+            let recipeBefore = recipe
+            defer { recipe = recipeBefore }
+            for pattern in patterns {
+                if cancellation.isCancelled {
+                    record.interrupted = true
+                    break
+                }
+                var parameters = PruningParameters()
+                parameters.pattern = pattern
+                let result: SparsifyResult
+                do {
+                    defer { if base.beforeEdits != nil { try? restoreDense() } }
+                    result = try sparsify(.wanda, parameters: parameters, calibrationSplit: calibration.split, windows: calibration.windows,
+                                          length: calibration.length, onLayer: { _ in })
+                    if result.interrupted {
+                        record.interrupted = true
+                        break
+                    }
+                    var scores = try objectives(space.maximal, wanted, evalTokens: evalTokens, tasks: tasks)
+                    if let paramsIndex { scores[paramsIndex] -= Double(result.zeros - zerosBefore) }
+                    add(scores, genome: space.maximal, to: &record, progress: progress)
+                }
+            }
+            fronts[name] = record
+            lastFront = name
+            return record
+        }
+    }
+
+    func baselineRecord(_ baseline: NASBaseline, name: String, objectives: [SearchObjective], points: Int, evalTokens: Int) -> SearchRecord {
+        var record = SearchRecord(name: name, objectives: objectives, evaluated: [], front: [], generationsDone: 0, generations: points,
+                                  interrupted: false, heuristic: nil, maximal: nil, evalTokens: evalTokens)
+        record.method = baseline.label
+        return record
+    }
+
+    /// One more point of a baseline: kept, its front updated, shown.
+    func add(_ scores: [Double], genome: [Int], to record: inout SearchRecord, progress: (SearchRecord) -> Void) {
+        record.evaluated.append(Individual(genome: genome, objectives: scores, generation: record.evaluated.count))
+        record.front = Pareto.nonDominated(record.evaluated.map(\.objectives)).map { record.evaluated[$0] }
+        record.generationsDone = record.evaluated.count
+        fronts[record.name] = record
+        progress(record)
     }
 }

@@ -423,4 +423,72 @@ final class NASBaselineCommandTests: XCTestCase {
         _ = try runner.run("elastic mode=A ranks=8,4", output: output)
         XCTAssertThrowsError(try runner.run("baseline drop_layers", output: output)) { XCTAssertTrue("\($0)".contains("mode=NAS"), "\($0)") }
     }
+
+    /// Wanda at each sparsity: the parameter count drops by exactly the zeros Wanda's rule makes
+    /// (⌊in·s⌋ of every row, counted here from the shapes), and the weights, the recipe and the
+    /// subnet are as they were after.
+    func testWandaBaselineCountsParametersWithoutZerosAndPutsTheWeightsBack() throws {
+        let (session, runner, output) = try tinySession(reading: "Anne Elliot had been a very pretty girl, but her bloom had vanished early. ", repeated: 50, layers: 3,
+                                                        then: "elastic mode=NAS ranks=4 widths=100%,50% groups=layer")
+        let model = try XCTUnwrap(session.model)
+        let weights = { model.layers.map { layer in Projection.allCases.map { layer.float32Weight($0).array } } }
+        let before = weights()
+        let recipe = session.recipe.count
+        _ = try runner.run("subnet min", output: output)
+        let active = session.activeGenome
+        _ = try runner.run("baseline wanda sparsities=25%,50% objectives=loss,params eval_tokens=64 calibration_tokens=256 as wanda", output: output)
+        let record = try XCTUnwrap(session.fronts["wanda"])
+        XCTAssertEqual(record.evaluated.count, 3, "dense, then 25 % and 50 %")
+        XCTAssertFalse(record.pointsAreSubnets)
+        func zeros(_ s: Double) -> Double {
+            Double(model.layers.reduce(0) { sum, layer in
+                sum + Projection.allCases.reduce(0) { $0 + layer.shape($1).outFeatures * Int(Double(layer.shape($1).inFeatures) * s) }
+            })
+        }
+        let params = record.evaluated.map { $0.objectives[1] }
+        XCTAssertEqual(params[0] - params[1], zeros(0.25))
+        XCTAssertEqual(params[0] - params[2], zeros(0.5))
+        XCTAssertNotEqual(record.evaluated[2].objectives[0], record.evaluated[0].objectives[0], "the pruned model was the one scored")
+        XCTAssertEqual(weights(), before, "the weights are put back")
+        XCTAssertEqual(session.recipe.count, recipe)
+        XCTAssertEqual(session.activeGenome, active)
+        XCTAssertThrowsError(try runner.run("subnet pareto wanda 0", output: output)) { XCTAssertTrue("\($0)".contains("pruned models"), "\($0)") }
+        XCTAssertThrowsError(try runner.run("pareto wanda layers", output: output)) { XCTAssertTrue("\($0)".contains("pruned models"), "\($0)") }
+
+        _ = try runner.run("baseline wanda pattern=2:4 objectives=loss,params eval_tokens=64 calibration_tokens=256 as w24", output: output)
+        let nm = try XCTUnwrap(session.fronts["w24"])
+        XCTAssertEqual(nm.evaluated[0].objectives[1] - nm.evaluated[1].objectives[1], zeros(0.5))
+        XCTAssertEqual(weights(), before)
+        XCTAssertThrowsError(try runner.run("baseline wanda pattern=4:2", output: output)) { XCTAssertEqual(($0 as? CommandError)?.kind, .badValue) }
+        XCTAssertThrowsError(try runner.run("baseline wanda sparsities=20%,150%", output: output)) { XCTAssertEqual(($0 as? CommandError)?.kind, .badValue) }
+        // A base already pruned is not pruned again under the baseline.
+        _ = try runner.run("subnet max\nsparsify magnitude sparsity=10%", output: output)
+        XCTAssertThrowsError(try runner.run("baseline wanda", output: output)) { XCTAssertTrue("\($0)".contains("sparsify restore"), "\($0)") }
+    }
+
+    /// `pareto NAME layers`: each layer's share of the front skipped or at each width, and the
+    /// layer counts, counted from the front itself.
+    func testParetoLayersCountsTheFront() throws {
+        let (session, runner, output) = try tinySession(reading: "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book. ", repeated: 50, layers: 4,
+                                                        then: "elastic mode=NAS ranks=4 widths=100%,50% groups=layer")
+        // InstaTune's alternation trains the super-network first: its steps count on across `train`s.
+        _ = try runner.run("train steps=3 lr=1e-2 batch=2 seq=32 sampler=instatune\ntrain steps=2 lr=1e-2 batch=2 seq=32 sampler=instatune", output: output)
+        XCTAssertEqual(session.trainingHistory.last?.step, 5)
+        _ = try runner.run("search nsga2 population=6 generations=2 eval_tokens=64 objectives=loss,params as s", output: output)
+        let table = try runner.run("pareto s layers", output: output).result?.plainText ?? ""
+        XCTAssertTrue(table.contains("skipped") && table.contains("32"), table)
+        let record = try XCTUnwrap(session.fronts["s"]), space = try XCTUnwrap(session.elastic)
+        let map = try CommandTable.frontShapes(record, session: session)
+        XCTAssertEqual(map.columns, ["skipped", "64", "32"])
+        for l in 0..<4 {
+            let skipped = record.front.filter { !space.kept($0.genome)[l] }.count
+            let narrow = record.front.filter { space.kept($0.genome)[l] && space.resolve($0.genome).widths[l] == 32 }.count
+            XCTAssertEqual(map.values[l][0]!, 100 * Double(skipped) / Double(record.front.count), accuracy: 0.06)
+            XCTAssertEqual(map.values[l][2]!, 100 * Double(narrow) / Double(record.front.count), accuracy: 0.06)
+            XCTAssertEqual(map.values[l].compactMap { $0 }.reduce(0, +), 100, accuracy: 0.2)
+        }
+        XCTAssertEqual(map.values[0][0], 0, "the first layer is pinned")
+        XCTAssertEqual(map.distribution?.values, record.front.map { Double(space.kept($0.genome).filter { $0 }.count) })
+        XCTAssertThrowsError(try runner.run("pareto s layrs", output: output)) { XCTAssertEqual(($0 as? CommandError)?.suggestion, "layers") }
+    }
 }

@@ -80,6 +80,11 @@ final class ElasticSpaceTests: XCTestCase {
         XCTAssertEqual(genomes[1], space.minimal)
         XCTAssertTrue(space.isValid(genomes[2]))
         XCTAssertEqual(SubnetSampler.uniform.genomes(space, &rng).count, 1)
+        // InstaTune: the full network on even steps, one random subnet on odd ones.
+        XCTAssertEqual(SubnetSampler.instatune.genomes(space, &rng, step: 4), [space.maximal])
+        let odd = (0..<8).map { SubnetSampler.instatune.genomes(space, &rng, step: 2 * $0 + 1) }
+        XCTAssertTrue(odd.allSatisfy { $0.count == 1 && space.isValid($0[0]) })
+        XCTAssertTrue(odd.contains { $0[0] != space.maximal }, "odd steps draw random subnets")
 
         let data = TextWindows((0..<400).map { Int32(($0 * 41 + 7) % 256) })
         var p = Training.Parameters(steps: 2)

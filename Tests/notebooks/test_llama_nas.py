@@ -52,3 +52,22 @@ def test_the_chosen_subnet_exports(cells):
     assert "exported" in out or "wrote" in out or "GGUF" in out, out
     with open("/tmp/sculpt-llama-nas-subnet.gguf", "rb") as f:
         assert f.read(4) == b"GGUF" and struct.unpack("<I", f.read(4))[0] == 3
+
+
+def test_wanda_is_a_baseline_at_equal_parameters(cells):
+    out = "\n".join(texts(cells, "baseline drop_layers objectives=loss,params eval_tokens=512 calibration_tokens=512 as drop0"))
+    assert "Wanda 25 %" in out and "Wanda 50 %" in out and "3/3 pruned models" in out, out
+
+
+def test_the_front_is_drawn_by_its_layers(cells):
+    out = "\n".join(texts(cells, "pareto linas layers"))
+    assert "skipped" in out and "% of the front" in out, out
+    for width in ("256", "192", "128"):
+        assert width in out, out
+
+
+def test_the_int8_subnet_loads_as_a_smaller_model(cells):
+    with open("/tmp/sculpt-llama-nas-subnet-q8.gguf", "rb") as f:
+        assert f.read(4) == b"GGUF"
+    card = "\n".join(texts(cells, "model load /tmp/sculpt-llama-nas-subnet-q8.gguf"))
+    assert "Q8_0" in card or "8-bit" in card or "q8" in card.lower(), card
