@@ -461,6 +461,16 @@ final class NASBaselineCommandTests: XCTestCase {
         XCTAssertEqual(weights(), before)
         XCTAssertThrowsError(try runner.run("baseline wanda pattern=4:2", output: output)) { XCTAssertEqual(($0 as? CommandError)?.kind, .badValue) }
         XCTAssertThrowsError(try runner.run("baseline wanda sparsities=20%,150%", output: output)) { XCTAssertEqual(($0 as? CommandError)?.kind, .badValue) }
+        // An interrupt (at the first update: after the first pruned model) keeps what was scored and the weights as they were.
+        let watch = CancellingOutput(cancellation: session.cancellation)
+        XCTAssertThrowsError(try runner.run("baseline wanda sparsities=25%,50%,75% objectives=loss,params eval_tokens=64 calibration_tokens=256 as cut", output: watch)) {
+            XCTAssertEqual(($0 as? CommandError)?.kind, .interrupted)
+        }
+        session.cancellation.reset()
+        XCTAssertEqual(session.fronts["cut"]?.evaluated.count, 2)
+        XCTAssertEqual(session.fronts["cut"]?.interrupted, true)
+        XCTAssertEqual(weights(), before)
+        XCTAssertEqual(session.recipe.count, recipe)
         // A base already pruned is not pruned again under the baseline.
         _ = try runner.run("subnet max\nsparsify magnitude sparsity=10%", output: output)
         XCTAssertThrowsError(try runner.run("baseline wanda", output: output)) { XCTAssertTrue("\($0)".contains("sparsify restore"), "\($0)") }

@@ -68,6 +68,22 @@ final class ChartTests: XCTestCase {
         return try XCTUnwrap(object["points"] as? [String: Any])
     }
 
+    /// A heat map's histogram counts whole numbers (layer counts) one bar each, with what it counts
+    /// named; other values go into 20 equal bins.
+    func testHistogramCountsWholeNumbersOneBarEach() throws {
+        var map = HeatMap(title: "t", rowTitle: "layer", columnTitle: "choice", valueTitle: "%", rows: ["0"], columns: ["a"], values: [[1]])
+        map.distribution = ("layers kept", "subnets", [22, 24, 24, 25])
+        let svg = map.svg
+        XCTAssertTrue(svg.contains("<title>24: 2 subnets</title>") && svg.contains("<title>23: 0 subnets</title>"), svg)
+        XCTAssertTrue(svg.contains("layers kept (4 subnets)"), svg)
+        let spec = try XCTUnwrap(map.vegaLite["vconcat"] as? [[String: Any]])
+        let x = try XCTUnwrap(((spec[1]["encoding"] as? [String: Any])?["x"]) as? [String: Any])
+        XCTAssertEqual(x["type"] as? String, "ordinal")
+        map.distribution = ("scores", "ranks", [0.1, 0.25, 0.7])
+        XCTAssertTrue(map.svg.contains("scores (3 ranks)"))
+        XCTAssertNotNil(((map.vegaLite["vconcat"] as? [[String: Any]])?[1]["encoding"] as? [String: Any]).flatMap { ($0["x"] as? [String: Any])?["bin"] })
+    }
+
     func testScatterPlotMarksAndFront() throws {
         let plot = ScatterPlot(title: "front", xTitle: "MACs", yTitle: "loss", groupTitle: "generation",
                                points: [.init(x: 1e6, y: 3, group: 0), .init(x: 2e6, y: 2, group: 1)],
