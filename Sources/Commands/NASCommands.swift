@@ -47,7 +47,7 @@ extension CommandTable {
             }
             let title = "\(record.method) as \(name): \(record.evaluated.count)/\(record.generations) " + (record.pointsAreSubnets ? "subnets" : "pruned models")
                 + (state == .interrupted ? " (interrupted)" : "") + " · `compare \(name) …` draws it beside a search's front"
-            return Table(title: title, columns: ["subnet"] + record.objectives.map(\.label) + ["front"], rows: rows).bundle
+            return Table(title: title, columns: [record.pointsAreSubnets ? "subnet" : "model"] + record.objectives.map(\.label) + ["front"], rows: rows).bundle
         }
         let evalTokens = arguments.integer("eval_tokens")!
         let calibrationTokens = arguments.integer("calibration_tokens")!

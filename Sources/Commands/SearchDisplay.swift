@@ -156,7 +156,10 @@ extension CommandTable {
             let (ranks, widths) = space.resolve(individual.genome)
             let allRanks = ranks.flatMap(\.values)
             let meanRank = Double(allRanks.reduce(0, +)) / Double(max(1, allRanks.count))
-            let meanWidth = 100 * Double(widths.reduce(0, +)) / Double(widths.count * space.config.ffnDim)
+            // Over the layers that run: a skipped layer's width gene does nothing.
+            let kept = space.kept(individual.genome)
+            let keptWidths = zip(widths, kept).filter { $0.1 }.map(\.0)
+            let meanWidth = 100 * Double(keptWidths.reduce(0, +)) / Double(max(1, keptWidths.count) * space.config.ffnDim)
             let quality: String
             if let lossIndex { quality = String(format: "%.4f", individual.objectives[lossIndex]) }
             else if let accuracyIndex { quality = String(format: "%.1f%%", 100 * (1 - individual.objectives[accuracyIndex])) }
@@ -165,7 +168,7 @@ extension CommandTable {
                     formatCount(Double(cost.macsPerToken))]
                 + (latencyIndex.map { [String(format: "%.2f", individual.objectives[$0])] } ?? [])
                 + [String(format: "%.1f", meanRank), String(format: "%.1f%%", meanWidth)]
-                + (depth ? [String(space.kept(individual.genome).filter { $0 }.count)] : [])
+                + (depth ? [String(kept.filter { $0 }.count)] : [])
         }
         var rows = record.front.enumerated().map { row(String($0.offset), $0.element) }
         if let h = record.heuristic { rows.append(row("heuristic", h)) }

@@ -180,6 +180,13 @@ public struct HeatMap: Sendable {
             lines.append(row.padding(toLength: rowWidth, withPad: " ", startingAt: 0) + " "
                          + values[i].map { pad($0.map(HeatMap.number) ?? "·", width) }.joined(separator: " "))
         }
+        if let distribution, !distribution.values.isEmpty {
+            let finite = distribution.values.filter(\.isFinite)
+            let counts = HeatMap.wholeNumbers(finite)
+                ? HeatMap.bins(finite).filter { $0.count > 0 }.map { "\(HeatMap.number($0.lo + 0.5)) ×\($0.count)" }.joined(separator: ", ")
+                : "\(finite.count) from \(HeatMap.number(finite.min() ?? .nan)) to \(HeatMap.number(finite.max() ?? .nan))"
+            lines.append("\(distribution.title), \(distribution.counted) of each: " + counts)
+        }
         return lines.joined(separator: "\n")
     }
 
