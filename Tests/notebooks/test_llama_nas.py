@@ -61,7 +61,7 @@ def test_wanda_is_a_baseline_at_equal_parameters(cells):
 
 def test_the_front_is_drawn_by_its_layers(cells):
     out = "\n".join(texts(cells, "pareto linas layers"))
-    assert "skipped" in out and "% of the front" in out, out
+    assert "skipped" in out and "layers kept, subnets of each" in out, out
     for width in ("256", "192", "128"):
         assert width in out, out
 
