@@ -194,7 +194,8 @@ extension CommandTable {
     static func showPareto(_ arguments: Arguments, _ context: CommandContext) throws -> MimeBundle? {
         var words = (arguments.text("what") ?? "").split(separator: " ").map(String.init)
         var name: String?
-        if let first = words.first, !["table", "plot", "csv", "layers"].contains(first) { name = first; words.removeFirst() }
+        let views = ["table", "plot", "layers", "csv"]
+        if let first = words.first, !views.contains(first) { name = first; words.removeFirst() }
         let record = try record(named: name, context.session)
         switch words.first ?? "table" {
         case "table": return frontTable(record, session: context.session)
@@ -220,7 +221,7 @@ extension CommandTable {
             return MimeBundle(plain: "wrote \(record.evaluated.count) subnets (\(record.front.count) on the front) to \(path)")
         default:
             throw CommandError(.badValue, "`pareto` shows a table, a plot, the layers or a csv, not `\(words[0])`", word: words[0],
-                               suggestion: nearest(words[0], in: ["table", "plot", "layers", "csv"]))
+                               suggestion: nearest(words[0], in: views))
         }
     }
 
